@@ -1,0 +1,391 @@
+"""The hub's wiring, declared once as plain data.
+
+Both realisations read this and nothing else about wiring: the CDK stack
+(`infra/cdk`) turns it into AWS resources, the local runtime (`infra/local`)
+into moto resources plus the trigger loops moto does not run. An
+infrastructure test checks the synthesised template against it.
+
+No CDK import here: the local runtime must not need Node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DEFAULT_BUSINESS_TZ = "Asia/Shanghai"
+
+# ---------------------------------------------------------------------------
+# Resource declarations
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    # NEW_AND_OLD_IMAGES when the table is an outbox, else None.
+    stream: Literal["NEW_AND_OLD_IMAGES", "NEW_IMAGE"] | None = None
+    ttl_attribute: str | None = None
+    indexes: tuple[Index, ...] = ()
+    point_in_time_recovery: bool = True
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A standard SQS queue. Every consumed queue has a DLQ named `<name>-dlq`."""
+
+    name: str
+    visibility_timeout_s: int
+    max_receive_count: int = 5
+    retention_days: int = 4
+    dlq_retention_days: int = 14
+    # A queue that only ever receives failures (e.g. a stream's on-failure destination).
+    is_dead_letter_only: bool = False
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.name}-dlq"
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    purpose: str
+    # Objects expire after this many days (None: kept).
+    expire_after_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Bus:
+    name: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An EventBridge rule on `bus` whose matches go to an SQS queue (never a Lambda: see DESIGN §5)."""
+
+    name: str
+    bus: str
+    pattern: dict
+    target_queue: str
+
+
+@dataclass(frozen=True)
+class Route:
+    method: Literal["GET", "POST", "PUT", "DELETE"]
+    path: str  # API Gateway v2 route syntax, e.g. /orders/{order_id}
+    function: str
+
+
+@dataclass(frozen=True)
+class SqsTrigger:
+    queue: str
+    batch_size: int = 10
+    max_batching_window_s: int = 0
+    max_concurrency: int | None = None
+
+
+@dataclass(frozen=True)
+class StreamTrigger:
+    table: str
+    on_failure_queue: str
+    batch_size: int = 100
+    max_batching_window_s: int = 1
+    starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
+    max_retry_attempts: int = 5
+    bisect_batch_on_error: bool = True
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An EventBridge Scheduler schedule. `expression` is rate(...) or cron(...) in `timezone`."""
+
+    name: str
+    expression: str
+    function: str
+    timezone: str = DEFAULT_BUSINESS_TZ
+    description: str = ""
+
+
+# What a function may do to a declared resource; the CDK stack turns each into the
+# narrowest IAM statement for it and the infrastructure test checks them.
+AccessKind = Literal[
+    "table:read",  # GetItem, Query, BatchGetItem
+    "table:write",  # PutItem, UpdateItem (conditional), no DeleteItem
+    "queue:send",  # SendMessage
+    "queue:consume",  # what an event source mapping needs, plus ChangeMessageVisibility
+    "queue:inspect",  # GetQueueAttributes
+    "bus:put",  # PutEvents
+    "stream:read",  # what a stream event source mapping needs
+    "bucket:read",
+    "bucket:write",
+]
+
+
+@dataclass(frozen=True)
+class Access:
+    kind: AccessKind
+    # A declared name, a DLQ name (`<queue>-dlq`), or "*" for every declared resource of that kind.
+    resource: str
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An environment value resolved by each realisation (physical name, URL, ARN)."""
+
+    kind: Literal["table", "queue_url", "bus", "bucket", "stage", "config_prefix", "secrets_prefix", "business_tz"]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str  # functions/<name>/handler.py, entry point lambda_handler
+    description: str
+    memory_mb: int = 512
+    timeout_s: int = 10
+    triggers: tuple[SqsTrigger | StreamTrigger, ...] = ()
+    access: tuple[Access, ...] = ()
+    environment: dict[str, Ref | str] = field(default_factory=dict)
+    # Reads its configuration (channel secrets, subscribers, tokens) from SSM / Secrets Manager.
+    reads_config: tuple[Literal["channels", "subscribers", "ops-token"], ...] = ()
+
+    @property
+    def module(self) -> str:
+        return f"functions.{self.name}.handler"
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """A downstream system that gets domain events pushed to it (WMS, ERP, finance, CRM, robots)."""
+
+    name: str
+    # EventBridge pattern on the domain events (source/detail-type/detail filters).
+    pattern: dict
+    max_attempts: int = 5
+    # Upper bound of one delivery attempt; the queue's visibility timeout is derived from it.
+    timeout_s: int = 10
+
+
+@dataclass(frozen=True)
+class Topology:
+    app: str
+    tables: tuple[Table, ...]
+    queues: tuple[Queue, ...]
+    buckets: tuple[Bucket, ...]
+    buses: tuple[Bus, ...]
+    rules: tuple[Rule, ...]
+    functions: tuple[Function, ...]
+    routes: tuple[Route, ...]
+    schedules: tuple[Schedule, ...]
+    subscribers: tuple[Subscriber, ...]
+
+    def function(self, name: str) -> Function:
+        return _by_name(self.functions, name)
+
+    def queue(self, name: str) -> Queue:
+        return _by_name(self.queues, name)
+
+    def table(self, name: str) -> Table:
+        return _by_name(self.tables, name)
+
+    def subscriber_for_queue(self, queue_name: str) -> Subscriber | None:
+        for sub in self.subscribers:
+            if subscriber_queue_name(sub.name) == queue_name:
+                return sub
+        return None
+
+
+def _by_name(items, name):
+    for item in items:
+        if item.name == name:
+            return item
+    raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------
+# The orderhub topology
+# ---------------------------------------------------------------------------
+
+ORDERS_TABLE = "orders"
+ORDER_EVENTS_TABLE = "order-events"
+INTAKE_QUEUE = "intake"
+PUBLISHER_FAILURES_QUEUE = "publisher-failures"
+BUS = "orderhub"
+DROPS_BUCKET = "drops"
+
+# Domain events the hub publishes (events/schemas/ holds one JSON Schema each).
+EVENT_SOURCE = "orderhub.orders"
+
+DISPATCHER_TIMEOUT_S = 30
+
+
+def subscriber_queue_name(subscriber: str) -> str:
+    return f"sub-{subscriber}"
+
+
+def _function_timeout_to_visibility(timeout_s: int) -> int:
+    # AWS guidance: visibility timeout at least 6x the consuming function's timeout.
+    return 6 * timeout_s
+
+
+def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = DEFAULT_BUSINESS_TZ) -> Topology:
+    """The whole hub. Subscribers come from configuration; everything else is fixed."""
+    status_mapper_timeout = 30
+    common_env: dict[str, Ref | str] = {
+        "ORDERHUB_STAGE": Ref("stage"),
+        "ORDERHUB_BUSINESS_TZ": Ref("business_tz"),
+        "POWERTOOLS_SERVICE_NAME": "orderhub",
+        "POWERTOOLS_METRICS_NAMESPACE": "OrderHub",
+    }
+
+    tables = (
+        # One item per order; its stream is the outbox for domain events.
+        Table(ORDERS_TABLE, partition_key="order_id", stream="NEW_AND_OLD_IMAGES"),
+        # The append-only system event log: one item per accepted channel event (raw kept for replay).
+        Table(
+            ORDER_EVENTS_TABLE,
+            partition_key="order_id",
+            sort_key="event_key",
+            ttl_attribute="expires_at",
+            indexes=(Index("by-channel-received", partition_key="channel", sort_key="received_at"),),
+        ),
+    )
+
+    queues = [
+        Queue(INTAKE_QUEUE, visibility_timeout_s=_function_timeout_to_visibility(status_mapper_timeout)),
+        Queue(PUBLISHER_FAILURES_QUEUE, visibility_timeout_s=30, is_dead_letter_only=True, retention_days=14),
+    ]
+    rules = []
+    dispatcher_triggers = []
+    for sub in subscribers:
+        qname = subscriber_queue_name(sub.name)
+        queues.append(
+            Queue(
+                qname,
+                visibility_timeout_s=_function_timeout_to_visibility(DISPATCHER_TIMEOUT_S),
+                max_receive_count=sub.max_attempts,
+            )
+        )
+        rules.append(Rule(name=f"to-{sub.name}", bus=BUS, pattern=sub.pattern, target_queue=qname))
+        dispatcher_triggers.append(SqsTrigger(queue=qname, batch_size=10))
+
+    functions = [
+        Function(
+            "webhook_ingest",
+            "Authenticates channel webhooks and durably enqueues them before acknowledging.",
+            memory_mb=512,
+            timeout_s=10,
+            access=(Access("queue:send", INTAKE_QUEUE),),
+            environment={**common_env, "INTAKE_QUEUE_URL": Ref("queue_url", INTAKE_QUEUE),
+                         "ORDERHUB_CONFIG_PREFIX": Ref("config_prefix"),
+                         "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
+            reads_config=("channels",),
+        ),
+        Function(
+            "status_mapper",
+            "Turns intake messages into canonical orders with convergent, idempotent writes.",
+            memory_mb=512,
+            timeout_s=status_mapper_timeout,
+            triggers=(SqsTrigger(INTAKE_QUEUE, batch_size=10, max_batching_window_s=1),),
+            access=(
+                Access("queue:consume", INTAKE_QUEUE),
+                Access("table:read", ORDERS_TABLE),
+                Access("table:write", ORDERS_TABLE),
+                Access("table:read", ORDER_EVENTS_TABLE),
+                Access("table:write", ORDER_EVENTS_TABLE),
+            ),
+            environment={**common_env, "ORDERS_TABLE": Ref("table", ORDERS_TABLE),
+                         "ORDER_EVENTS_TABLE": Ref("table", ORDER_EVENTS_TABLE)},
+        ),
+        Function(
+            "event_publisher",
+            "Publishes every order change from the orders table stream (the outbox) to the event bus.",
+            memory_mb=256,
+            timeout_s=30,
+            triggers=(StreamTrigger(ORDERS_TABLE, on_failure_queue=PUBLISHER_FAILURES_QUEUE),),
+            access=(
+                Access("stream:read", ORDERS_TABLE),
+                Access("bus:put", BUS),
+                Access("queue:send", PUBLISHER_FAILURES_QUEUE),
+            ),
+            environment={**common_env, "EVENT_BUS_NAME": Ref("bus", BUS)},
+        ),
+        Function(
+            "dispatcher",
+            "Pushes domain events to subscribers, signed, with backoff; exhausted messages go to the DLQ.",
+            memory_mb=256,
+            timeout_s=DISPATCHER_TIMEOUT_S,
+            triggers=tuple(dispatcher_triggers),
+            # A permanent rejection (4xx other than 408/429) is parked in the subscriber's DLQ at once.
+            access=tuple(
+                access
+                for s in subscribers
+                for access in (
+                    Access("queue:consume", subscriber_queue_name(s.name)),
+                    Access("queue:send", f"{subscriber_queue_name(s.name)}-dlq"),
+                )
+            ),
+            environment={**common_env, "ORDERHUB_CONFIG_PREFIX": Ref("config_prefix"),
+                         "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix"),
+                         "QUEUE_URLS": Ref("queue_url", "*")},
+            reads_config=("subscribers",),
+        ),
+        Function(
+            "orders_api",
+            "Operations API: one order, lookup by channel order id, the order's timeline.",
+            memory_mb=512,
+            timeout_s=10,
+            access=(Access("table:read", ORDERS_TABLE), Access("table:read", ORDER_EVENTS_TABLE)),
+            environment={**common_env, "ORDERS_TABLE": Ref("table", ORDERS_TABLE),
+                         "ORDER_EVENTS_TABLE": Ref("table", ORDER_EVENTS_TABLE),
+                         "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
+            reads_config=("ops-token",),
+        ),
+        Function(
+            "hub_health",
+            "Every 5 minutes: queue backlog, DLQ depth and oldest message age as metrics and one log line.",
+            memory_mb=256,
+            timeout_s=30,
+            access=(Access("queue:inspect", "*"),),
+            environment={**common_env, "QUEUE_URLS": Ref("queue_url", "*")},
+        ),
+    ]
+
+    routes = (
+        Route("POST", "/webhooks/{channel}", "webhook_ingest"),
+        Route("GET", "/orders", "orders_api"),
+        Route("GET", "/orders/{order_id}", "orders_api"),
+        Route("GET", "/orders/{order_id}/timeline", "orders_api"),
+    )
+
+    schedules = (
+        Schedule("hub-health", "rate(5 minutes)", "hub_health", timezone=business_tz,
+                 description="Queue backlog and DLQ depth as metrics."),
+    )
+
+    buckets = (
+        Bucket(DROPS_BUCKET, purpose="File drops: CSV order imports, bank statements, settlement bills.",
+               expire_after_days=90),
+    )
+
+    return Topology(
+        app="orderhub",
+        tables=tables,
+        queues=tuple(queues),
+        buckets=buckets,
+        buses=(Bus(BUS),),
+        rules=tuple(rules),
+        functions=tuple(functions),
+        routes=routes,
+        schedules=schedules,
+        subscribers=subscribers,
+    )

@@ -1,0 +1,1 @@
+"""orderhub: the domain package every Lambda function imports."""

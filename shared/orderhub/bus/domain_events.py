@@ -1,0 +1,99 @@
+"""Order changes as domain events, derived from the orders table stream (the outbox).
+
+Event ids are derived from (order, version, type), so a stream record processed twice
+publishes the same ids again and subscribers see one `Idempotency-Key` per change.
+JSON Schemas for these live in events/schemas/ (a test keeps them in step).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from orderhub.models.order import Order, OrderLine, Region
+from orderhub.store.attributes import from_item
+
+EVENT_SOURCE = "orderhub.orders"
+SCHEMA_VERSION = 1
+
+DetailType = Literal["OrderCreated", "OrderStatusChanged", "OrderUpdated"]
+
+
+class OrderChange(BaseModel):
+    """The `detail` of every order domain event. No personal data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    schema_version: int = SCHEMA_VERSION
+    order_id: str
+    order_version: int
+    channel: str
+    channel_order_id: str
+    shop_id: str
+    status: str
+    previous_status: str | None
+    payment_status: str
+    fulfillment_status: str
+    aftersale_status: str
+    currency: str
+    total_amount: int
+    paid_amount: int
+    refunded_amount: int
+    lines: tuple[OrderLine, ...]
+    region: Region
+    carrier: str
+    tracking_no: str
+    occurred_at: str
+
+
+class BusEntry(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    detail_type: DetailType
+    detail: OrderChange
+
+    def to_put_events_entry(self, bus_name: str) -> dict[str, Any]:
+        return {"Source": EVENT_SOURCE, "DetailType": self.detail_type,
+                "Detail": self.detail.model_dump_json(), "EventBusName": bus_name}
+
+
+def event_id(order_id: str, version: int, detail_type: str) -> str:
+    return hashlib.sha256(f"{order_id}:{version}:{detail_type}".encode()).hexdigest()[:32]
+
+
+def _change(detail_type: DetailType, new: Order, previous_status: str | None) -> BusEntry:
+    return BusEntry(detail_type=detail_type, detail=OrderChange(
+        event_id=event_id(new.order_id, new.version, detail_type),
+        order_id=new.order_id, order_version=new.version, channel=new.channel,
+        channel_order_id=new.channel_order_id, shop_id=new.shop_id, status=new.status.value,
+        previous_status=previous_status, payment_status=new.payment_status.value,
+        fulfillment_status=new.fulfillment_status.value, aftersale_status=new.aftersale_status.value,
+        currency=new.currency, total_amount=new.total_amount, paid_amount=new.paid_amount,
+        refunded_amount=new.refunded_amount, lines=new.lines, region=new.region, carrier=new.carrier,
+        tracking_no=new.tracking_no, occurred_at=new.updated_in_hub_at,
+    ))
+
+
+def events_for_change(old: Order | None, new: Order) -> list[BusEntry]:
+    """INSERT: created (+ its first status). MODIFY: status changed, or otherwise updated."""
+    if old is None:
+        return [_change("OrderCreated", new, None), _change("OrderStatusChanged", new, None)]
+    if old.version == new.version:
+        return []  # a rewrite of the same version carries no change
+    if old.status != new.status:
+        return [_change("OrderStatusChanged", new, old.status.value)]
+    return [_change("OrderUpdated", new, old.status.value)]
+
+
+def events_for_stream_record(record: dict[str, Any]) -> list[BusEntry]:
+    """A DynamoDB stream record (Lambda event shape) of the orders table -> domain events."""
+    if record.get("eventName") == "REMOVE":
+        return []  # orders are retired by the archive process, which announces them itself
+    images = record["dynamodb"]
+    new = Order.model_validate(from_item(images["NewImage"]))
+    old_image = images.get("OldImage")
+    old = Order.model_validate(from_item(old_image)) if old_image else None
+    return events_for_change(old, new)

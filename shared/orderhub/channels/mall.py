@@ -1,0 +1,205 @@
+"""`mall`: the merchant's own shop and mini-program, on the contract orderhub publishes.
+
+Contract (events/mall/README.md has the full text and samples):
+- POST /webhooks/mall, JSON body, at most 64 KiB.
+- `X-Mall-Timestamp`: Unix seconds when the shop sent it; accepted within the configured
+  tolerance (300 s) either side of the hub clock.
+- `X-Mall-Signature`: `sha256=` + hex HMAC-SHA256(secret, timestamp + "." + raw body).
+  Several secrets may be valid at once (rotation); any match is accepted.
+- Body: `event_id` (unique per event, the dedupe key), `event_type`, `event_time` (ISO 8601
+  with offset), `shop_id`, `order{...}`. Money in minor units (fen).
+- Reply 200 `{"code":"SUCCESS"}` once stored; errors `{"code":"REJECTED","message":...}`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orderhub.channels.base import (
+    Channel,
+    ChannelRejection,
+    ChannelSettings,
+    InboundRequest,
+    Malformed,
+    Reply,
+    Unauthorized,
+    constant_time_match,
+)
+from orderhub.lifecycle.statuses import EventKind
+from orderhub.models.order import (
+    AwareDatetime,
+    MinorUnits,
+    OrderDetails,
+    OrderEvent,
+    OrderLine,
+    PaymentFact,
+    RefundFact,
+    Region,
+    ShipmentFact,
+)
+
+TIMESTAMP_HEADER = "x-mall-timestamp"
+SIGNATURE_HEADER = "x-mall-signature"
+SIGNATURE_PREFIX = "sha256="
+
+
+class _Receiver(BaseModel):
+    # Personal data: validated for shape, never stored on the order, never logged.
+    name: str = ""
+    phone: str = ""
+    province: str = ""
+    city: str = ""
+    district: str = ""
+    address: str = ""
+
+
+class _Payment(BaseModel):
+    transaction_id: Annotated[str, Field(min_length=1, max_length=64)]
+    method: str = ""
+    amount: MinorUnits
+
+
+class _Shipment(BaseModel):
+    carrier: Annotated[str, Field(min_length=1, max_length=32)]
+    tracking_no: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _Refund(BaseModel):
+    refund_id: Annotated[str, Field(min_length=1, max_length=64)]
+    amount: MinorUnits
+    reason: Annotated[str, Field(max_length=200)] = ""
+
+
+class _Order(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    order_no: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
+    total_amount: MinorUnits | None = None
+    lines: list[OrderLine] | None = None
+    receiver: _Receiver | None = None
+    payment: _Payment | None = None
+    shipment: _Shipment | None = None
+    refund: _Refund | None = None
+
+
+# What each event type must carry, beyond the order number.
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "order.created": ("currency", "total_amount", "lines"),
+    "order.paid": ("payment",),
+    "order.shipped": ("shipment",),
+    "order.refunded": ("refund",),
+}
+
+
+class MallWebhook(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    event_id: Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    event_type: Annotated[str, Field(pattern=r"^order\.[a-z_]+$", max_length=40)]
+    event_time: AwareDatetime
+    shop_id: Annotated[str, Field(min_length=1, max_length=64)]
+    order: _Order
+
+    @model_validator(mode="after")
+    def _carries_what_its_type_needs(self) -> MallWebhook:
+        missing = [f for f in _REQUIRED.get(self.event_type, ()) if getattr(self.order, f) is None]
+        if missing:
+            raise ValueError(f"{self.event_type} needs order.{', order.'.join(missing)}")
+        return self
+
+
+
+class MallChannel(Channel):
+    name = "mall"
+    max_body_bytes = 64 * 1024
+    kept_headers = (TIMESTAMP_HEADER, SIGNATURE_HEADER)
+    status_map: Mapping[str, str] = {
+        "order.created": EventKind.CREATED,
+        "order.paid": EventKind.PAID,
+        "order.shipped": EventKind.SHIPPED,
+        "order.delivered": EventKind.DELIVERED,
+        "order.completed": EventKind.COMPLETED,
+        "order.cancelled": EventKind.CANCELLED,
+        "order.refunded": EventKind.REFUNDED,
+    }
+
+    def authenticate(self, request: InboundRequest, settings: ChannelSettings, now: datetime) -> None:
+        timestamp = request.headers.get(TIMESTAMP_HEADER, "")
+        signature = request.headers.get(SIGNATURE_HEADER, "")
+        if not signature:
+            raise Unauthorized("missing X-Mall-Signature")
+        if not timestamp:
+            raise Unauthorized("missing X-Mall-Timestamp")
+        if not timestamp.isdigit() or len(timestamp) > 12:
+            raise Unauthorized("X-Mall-Timestamp is not Unix seconds")
+        skew = int(timestamp) - int(now.timestamp())
+        if abs(skew) > settings.timestamp_tolerance_s:
+            direction = "ahead of" if skew > 0 else "behind"
+            raise Unauthorized(f"X-Mall-Timestamp is {abs(skew)} s {direction} the hub clock "
+                               f"(tolerance {settings.timestamp_tolerance_s} s)")
+        if not signature.startswith(SIGNATURE_PREFIX):
+            raise Unauthorized("X-Mall-Signature must start with sha256=")
+        expected = [sign(secret, timestamp, request.body) for secret in settings.secrets]
+        if not constant_time_match(expected, signature):
+            raise Unauthorized("signature does not match")
+
+    def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None) -> list[OrderEvent]:
+        try:
+            hook = MallWebhook.model_validate_json(body)
+        except ValidationError as exc:
+            raise Malformed(_describe(exc)) from None
+        return [self._normalise(hook)]
+
+    def _normalise(self, hook: MallWebhook) -> OrderEvent:
+        o = hook.order
+        details = None
+        if o.lines is not None and o.currency is not None and o.total_amount is not None:
+            region = Region(province=o.receiver.province, city=o.receiver.city) if o.receiver else Region()
+            details = OrderDetails(currency=o.currency, total_amount=o.total_amount, lines=tuple(o.lines),
+                                   region=region)
+        kind = self.status_map.get(hook.event_type)
+        return OrderEvent(
+            channel=self.name,
+            channel_order_id=o.order_no,
+            shop_id=hook.shop_id,
+            event_id=hook.event_id,
+            channel_code=hook.event_type,
+            kind=EventKind(kind) if kind else None,
+            event_time=hook.event_time,
+            details=details,
+            payment=PaymentFact(**o.payment.model_dump()) if o.payment else None,
+            shipment=ShipmentFact(**o.shipment.model_dump()) if o.shipment else None,
+            refund=RefundFact(**o.refund.model_dump()) if o.refund else None,
+        )
+
+    def accepted(self) -> Reply:
+        return Reply(200, '{"code":"SUCCESS"}')
+
+    def rejected(self, rejection: ChannelRejection) -> Reply:
+        return Reply(rejection.status_code, json.dumps({"code": "REJECTED", "message": rejection.reason}))
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """The mall signature: what a shop sends and what the hub recomputes."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return SIGNATURE_PREFIX + mac.hexdigest()
+
+
+def _describe(exc: ValidationError) -> str:
+    """First few validation problems as `field: message`, without echoing input values."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+CHANNEL = MallChannel()

@@ -1,0 +1,1 @@
+"""Delivering domain events to subscribers: signing, the HTTP call, outcome classes, backoff."""

@@ -1,0 +1,71 @@
+"""Accepting a channel webhook: authenticate, validate, enqueue durably, then acknowledge.
+
+Nothing here writes anywhere but the intake queue, and only after every check passed: a
+rejected request leaves nothing behind, an accepted one is acknowledged only once SQS holds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from orderhub.channels import UnknownChannel, get_channel
+from orderhub.channels.base import ChannelRejection, ChannelSettings, InboundRequest, Reply
+from orderhub.clock import Clock, utc_iso
+from orderhub.models.envelope import IntakeMessage
+
+
+@dataclass(frozen=True)
+class IntakeResult:
+    reply: Reply
+    accepted_events: int = 0
+    rejection: str | None = None
+
+
+SettingsSource = Callable[[str], ChannelSettings]
+
+
+class IntakeQueue:
+    """The durable hand-off to the status mapper (SQS)."""
+
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self._url = queue_url
+        self._client = client
+
+    def send(self, message: IntakeMessage) -> None:
+        if self._client is None:
+            from orderhub.aws import client
+
+            self._client = client("sqs")
+        self._client.send_message(
+            QueueUrl=self._url,
+            MessageBody=message.model_dump_json(),
+            MessageAttributes={"channel": {"DataType": "String", "StringValue": message.channel}},
+        )
+
+
+def accept_webhook(
+    request: InboundRequest,
+    request_id: str,
+    settings_for: SettingsSource,
+    queue: IntakeQueue,
+    clock: Clock,
+) -> IntakeResult:
+    try:
+        channel = get_channel(request.channel)
+    except UnknownChannel:
+        return IntakeResult(Reply(404, '{"message":"unknown channel"}'), rejection="unknown channel")
+    try:
+        channel.check_size(request)
+        settings = settings_for(channel.name)
+        channel.check_source_ip(request, settings)
+        now = clock.now()
+        channel.authenticate(request, settings, now)
+        events = channel.parse(request.body, request.headers)
+    except ChannelRejection as rejection:
+        return IntakeResult(channel.rejected(rejection), rejection=rejection.reason)
+
+    kept = {name: request.headers[name] for name in channel.kept_headers if name in request.headers}
+    queue.send(IntakeMessage.wrap(channel.name, utc_iso(now), request_id, request.source_ip, kept, request.body))
+    return IntakeResult(channel.accepted(), accepted_events=len(events))

@@ -1,0 +1,1 @@
+"""Canonical statuses, the convergent order state machine and the traceback."""

@@ -1,0 +1,1 @@
+"""DynamoDB access: the only place in the hub that builds DynamoDB requests."""

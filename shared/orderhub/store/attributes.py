@@ -1,0 +1,82 @@
+"""Plain Python values <-> DynamoDB attribute values, for the types the hub stores.
+
+boto3's TypeSerializer goes through Decimal and costs several times more per item; the hub
+stores only str, int, bool, None, bytes, lists and maps, and ints are never fractional.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def to_attr(value: Any) -> dict[str, Any]:
+    if isinstance(value, str):
+        return {"S": value}
+    if isinstance(value, bool):
+        return {"BOOL": value}
+    if isinstance(value, int):
+        return {"N": str(value)}
+    if value is None:
+        return {"NULL": True}
+    if isinstance(value, dict):
+        return {"M": {k: to_attr(v) for k, v in value.items()}}
+    if isinstance(value, list | tuple):
+        return {"L": [to_attr(v) for v in value]}
+    if isinstance(value, bytes):
+        return {"B": value}
+    raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def from_attr(attr: dict[str, Any]) -> Any:
+    (kind, value), = attr.items()
+    if kind == "S":
+        return value
+    if kind == "N":
+        return int(value)
+    if kind == "M":
+        return {k: from_attr(v) for k, v in value.items()}
+    if kind == "L":
+        return [from_attr(v) for v in value]
+    if kind == "BOOL":
+        return value
+    if kind == "NULL":
+        return None
+    if kind == "B":
+        return bytes(value)
+    raise TypeError(f"unexpected attribute type {kind}")
+
+
+def to_item(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: to_attr(v) for k, v in values.items() if v is not None}
+
+
+def from_item(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: from_attr(v) for k, v in item.items()}
+
+
+def item_size_bytes(item: dict[str, Any]) -> int:
+    """DynamoDB's billed size of an item in wire form (names + values), per the Developer Guide."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(attr: dict[str, Any]) -> int:
+    (kind, value), = attr.items()
+    if kind == "S":
+        return len(value.encode())
+    if kind == "N":
+        digits = value.lstrip("-").replace(".", "").lstrip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(value)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + _value_size(v) + 1 for k, v in value.items())
+    if kind == "L":
+        return 3 + sum(_value_size(v) + 1 for v in value)
+    raise TypeError(kind)
+
+
+def write_units(item: dict[str, Any]) -> int:
+    """Standard (non-transactional) write request units for an item: 1 per started KB."""
+    return max(1, -(-item_size_bytes(item) // 1024))

@@ -1,0 +1,181 @@
+"""The orders table (one item per order; its stream is the outbox) and the order event log.
+
+Every write is a single-item conditional write: the order is replaced only if its version is
+still the one that was read (optimistic concurrency), and a log entry is added only if no
+entry has its key (deduplication). No transactions on the hot path: a transaction would
+double the write units, and the merge design does not need one (see docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from orderhub.models.order import Order
+from orderhub.settings import env
+from orderhub.store.attributes import from_item, to_item
+
+
+class EventLogEntry(BaseModel):
+    """One accepted channel event in an order's system timeline. Append-only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    order_id: str
+    event_key: str  # <event time UTC>#<channel event id>: sorts the log by the channel's clock
+    channel: str
+    channel_event_id: str
+    channel_code: str
+    kind: str | None
+    event_time: str
+    received_at: str
+    outcome: str  # applied | no_change | unmapped | status_held
+    status_before: str | None = None
+    status_after: str | None = None
+    note: str = ""
+    raw_body: bytes = b""  # the request body as received (zlib-compressed at rest)
+    raw_headers: dict[str, str] = {}
+    expires_at: int | None = None  # epoch seconds; DynamoDB TTL
+
+    @staticmethod
+    def key_for(event_time: str, channel_event_id: str) -> str:
+        return f"{event_time}#{channel_event_id}"
+
+
+class ConflictError(RuntimeError):
+    """The order changed between read and write; re-read and merge again."""
+
+
+class OrderStore(Protocol):
+    def get_order(self, order_id: str) -> Order | None: ...
+    def put_order(self, order: Order, expected_version: int) -> None: ...
+    def append_event(self, entry: EventLogEntry) -> bool: ...
+    def list_events(self, order_id: str) -> list[EventLogEntry]: ...
+
+
+def order_to_item(order: Order) -> dict[str, Any]:
+    return to_item(order.model_dump(mode="json", exclude_defaults=False))
+
+
+def order_from_item(item: dict[str, Any]) -> Order:
+    return Order.model_validate(from_item(item))
+
+
+def entry_to_item(entry: EventLogEntry) -> dict[str, Any]:
+    values = entry.model_dump(exclude={"raw_body"})
+    values["raw_z"] = zlib.compress(entry.raw_body, 6)
+    return to_item(values)
+
+
+def entry_from_item(item: dict[str, Any]) -> EventLogEntry:
+    values = from_item(item)
+    values["raw_body"] = zlib.decompress(values.pop("raw_z", b"") or zlib.compress(b""))
+    return EventLogEntry.model_validate(values)
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class DynamoOrderStore:
+    def __init__(self, client: Any = None, orders_table: str | None = None, events_table: str | None = None):
+        self._client = client
+        self._orders = orders_table
+        self._events = events_table
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from orderhub.aws import client
+
+            self._client = client("dynamodb")
+        return self._client
+
+    @property
+    def orders_table(self) -> str:
+        return self._orders or env("ORDERS_TABLE")
+
+    @property
+    def events_table(self) -> str:
+        return self._events or env("ORDER_EVENTS_TABLE")
+
+    def get_order(self, order_id: str) -> Order | None:
+        reply = self.client.get_item(TableName=self.orders_table, Key={"order_id": {"S": order_id}},
+                                     ConsistentRead=True)
+        item = reply.get("Item")
+        return order_from_item(item) if item else None
+
+    def put_order(self, order: Order, expected_version: int) -> None:
+        """Write `order` if the stored version is still `expected_version` (0: not stored yet)."""
+        if expected_version == 0:
+            condition, values = "attribute_not_exists(order_id)", None
+        else:
+            condition, values = "version = :expected", {":expected": {"N": str(expected_version)}}
+        kwargs: dict[str, Any] = {"TableName": self.orders_table, "Item": order_to_item(order),
+                                  "ConditionExpression": condition}
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        try:
+            self.client.put_item(**kwargs)
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                raise ConflictError(order.order_id) from exc
+            raise
+
+    def append_event(self, entry: EventLogEntry) -> bool:
+        """Add the entry unless one with its key exists. False: it was already there (a duplicate)."""
+        try:
+            self.client.put_item(TableName=self.events_table, Item=entry_to_item(entry),
+                                 ConditionExpression="attribute_not_exists(event_key)")
+        except Exception as exc:
+            if _is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def list_events(self, order_id: str) -> list[EventLogEntry]:
+        entries: list[EventLogEntry] = []
+        kwargs: dict[str, Any] = {"TableName": self.events_table,
+                                  "KeyConditionExpression": "order_id = :id",
+                                  "ExpressionAttributeValues": {":id": {"S": order_id}}}
+        while True:
+            reply = self.client.query(**kwargs)
+            entries.extend(entry_from_item(item) for item in reply.get("Items", []))
+            if "LastEvaluatedKey" not in reply:
+                return entries
+            kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+
+class InMemoryOrderStore:
+    """The same contract in a dict: for unit tests and CPU benchmarks."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, Order] = {}
+        self.events: dict[tuple[str, str], EventLogEntry] = {}
+
+    def get_order(self, order_id: str) -> Order | None:
+        return self.orders.get(order_id)
+
+    def put_order(self, order: Order, expected_version: int) -> None:
+        current = self.orders.get(order.order_id)
+        if (current.version if current else 0) != expected_version:
+            raise ConflictError(order.order_id)
+        self.orders[order.order_id] = order
+
+    def append_event(self, entry: EventLogEntry) -> bool:
+        key = (entry.order_id, entry.event_key)
+        if key in self.events:
+            return False
+        self.events[key] = entry
+        return True
+
+    def list_events(self, order_id: str) -> list[EventLogEntry]:
+        return sorted((e for (oid, _), e in self.events.items() if oid == order_id), key=lambda e: e.event_key)
+
+
+def epoch_seconds(at: datetime) -> int:
+    return int(at.timestamp())
