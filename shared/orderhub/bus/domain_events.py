@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from orderhub.lifecycle.statuses import AftersaleStatus, FulfillmentStatus, OrderStatus, PaymentStatus
 from orderhub.models.order import Order, OrderLine, Region
 from orderhub.store.attributes import from_item
 
@@ -33,11 +34,11 @@ class OrderChange(BaseModel):
     channel: str
     channel_order_id: str
     shop_id: str
-    status: str
-    previous_status: str | None
-    payment_status: str
-    fulfillment_status: str
-    aftersale_status: str
+    status: OrderStatus
+    previous_status: OrderStatus | None
+    payment_status: PaymentStatus
+    fulfillment_status: FulfillmentStatus
+    aftersale_status: AftersaleStatus
     currency: str
     total_amount: int
     paid_amount: int
@@ -64,13 +65,13 @@ def event_id(order_id: str, version: int, detail_type: str) -> str:
     return hashlib.sha256(f"{order_id}:{version}:{detail_type}".encode()).hexdigest()[:32]
 
 
-def _change(detail_type: DetailType, new: Order, previous_status: str | None) -> BusEntry:
+def _change(detail_type: DetailType, new: Order, previous_status: OrderStatus | None) -> BusEntry:
     return BusEntry(detail_type=detail_type, detail=OrderChange(
         event_id=event_id(new.order_id, new.version, detail_type),
         order_id=new.order_id, order_version=new.version, channel=new.channel,
-        channel_order_id=new.channel_order_id, shop_id=new.shop_id, status=new.status.value,
-        previous_status=previous_status, payment_status=new.payment_status.value,
-        fulfillment_status=new.fulfillment_status.value, aftersale_status=new.aftersale_status.value,
+        channel_order_id=new.channel_order_id, shop_id=new.shop_id, status=new.status,
+        previous_status=previous_status, payment_status=new.payment_status,
+        fulfillment_status=new.fulfillment_status, aftersale_status=new.aftersale_status,
         currency=new.currency, total_amount=new.total_amount, paid_amount=new.paid_amount,
         refunded_amount=new.refunded_amount, lines=new.lines, region=new.region, carrier=new.carrier,
         tracking_no=new.tracking_no, occurred_at=new.updated_in_hub_at,
@@ -84,8 +85,8 @@ def events_for_change(old: Order | None, new: Order) -> list[BusEntry]:
     if old.version == new.version:
         return []  # a rewrite of the same version carries no change
     if old.status != new.status:
-        return [_change("OrderStatusChanged", new, old.status.value)]
-    return [_change("OrderUpdated", new, old.status.value)]
+        return [_change("OrderStatusChanged", new, old.status)]
+    return [_change("OrderUpdated", new, old.status)]
 
 
 def events_for_stream_record(record: dict[str, Any]) -> list[BusEntry]:

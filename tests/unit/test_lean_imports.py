@@ -1,0 +1,21 @@
+"""Cold start is import time: what each handler must not load when it is imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+HANDLERS = ["webhook_ingest", "status_mapper", "event_publisher", "dispatcher", "orders_api", "hub_health"]
+HEAVY = ["boto3", "botocore.client", "aws_xray_sdk", "aws_lambda_powertools.utilities.parser.models"]
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_importing_a_handler_loads_no_aws_sdk_no_xray_and_no_parser_models(handler):
+    code = (f"import sys, json; import functions.{handler}.handler; "
+            f"print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": "shared:.", "PATH": "/usr/bin:/bin"})
+    assert json.loads(out.stdout) == []
