@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 from typing import get_args
 
-from infra.config import REPO_ROOT
 from orderhub.bus.domain_events import EVENT_SOURCE, SCHEMA_VERSION, DetailType, OrderChange
+
+from infra.config import REPO_ROOT
 
 SCHEMA_DIR = REPO_ROOT / "events" / "schemas"
 

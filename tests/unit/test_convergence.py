@@ -7,9 +7,6 @@ import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from unit.mall_events import created, mall_event, paid, refunded, shipped
-
-from infra.traffic import load_stories
 from orderhub.channels.mall import CHANNEL
 from orderhub.clock import FixedClock
 from orderhub.lifecycle.machine import HUB_BOOKKEEPING_FIELDS, apply_event
@@ -18,7 +15,9 @@ from orderhub.mapping import apply_to_store
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import OrderEvent
 from orderhub.store.orders import InMemoryOrderStore
-from unit.mall_events import T0
+from unit.mall_events import T0, created, mall_event, paid, refunded, shipped
+
+from infra.traffic import load_stories
 
 
 def normalise(raw: dict) -> OrderEvent:
@@ -48,7 +47,8 @@ def never_backwards(statuses) -> bool:
 
 # Realistic mall lives of one order (each a list in the shop's order).
 def _fulfilled():
-    return [created(), paid(), shipped(), mall_event(4, "order.delivered", 1500), mall_event(5, "order.completed", 9000)]
+    return [created(), paid(), shipped(), mall_event(4, "order.delivered", 1500),
+            mall_event(5, "order.completed", 9000)]
 
 
 def _returned():

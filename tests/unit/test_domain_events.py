@@ -6,14 +6,14 @@ import json
 
 import jsonschema
 import pytest
-from unit.mall_events import created, paid
-
-from infra.schemas import render, schema_for, schema_path
 from orderhub.bus.domain_events import events_for_change, events_for_stream_record
 from orderhub.bus.publisher import EventBridgePublisher, PublishError
 from orderhub.channels.mall import CHANNEL
 from orderhub.lifecycle.machine import apply_event
 from orderhub.store.orders import order_to_item
+from unit.mall_events import created, paid
+
+from infra.schemas import render, schema_for, schema_path
 
 
 def order_after(*raws, version=1):
@@ -77,7 +77,8 @@ class FakeEvents:
 
     def put_events(self, Entries):  # noqa: N803 - boto3's parameter name
         self.calls.append(Entries)
-        results = [{"EventId": "x"}] * (len(Entries) - self.failed) + [{"ErrorCode": "ThrottlingException"}] * self.failed
+        ok, failed = [{"EventId": "x"}], [{"ErrorCode": "ThrottlingException"}]
+        results = ok * (len(Entries) - self.failed) + failed * self.failed
         return {"FailedEntryCount": self.failed, "Entries": results}
 
 
@@ -91,4 +92,5 @@ def test_the_publisher_sends_chunks_of_ten():
 
 def test_a_partially_failed_put_events_is_an_error_not_a_success():
     with pytest.raises(PublishError, match="ThrottlingException"):
-        EventBridgePublisher("bus", client=FakeEvents(failed=1)).publish(events_for_change(None, order_after(created())))
+        publisher = EventBridgePublisher("bus", client=FakeEvents(failed=1))
+        publisher.publish(events_for_change(None, order_after(created())))
