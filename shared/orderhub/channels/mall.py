@@ -198,7 +198,7 @@ def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors(include_input=False, include_url=False)[:3]:
         where = ".".join(str(p) for p in err["loc"]) or "body"
-        parts.append(f"{where}: {err['msg']}")
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
     return "; ".join(parts)
 
 
