@@ -10,9 +10,8 @@ import json
 from pathlib import Path
 from typing import get_args
 
-from orderhub.bus.domain_events import EVENT_SOURCE, SCHEMA_VERSION, DetailType, OrderChange
-
 from infra.config import REPO_ROOT
+from orderhub.bus.domain_events import EVENT_SOURCE, SCHEMA_VERSION, DetailType, OrderChange
 
 SCHEMA_DIR = REPO_ROOT / "events" / "schemas"
 

@@ -14,7 +14,9 @@ from orderhub.aws import client
 from orderhub.dispatch.delivery import SubscriberEndpoint, UrllibTransport, attempt_delivery, backoff_delay
 from orderhub.observability import lambda_entry, logger, metrics
 
-processor = BatchProcessor(event_type=EventType.SQS)
+# A subscriber outage fails every record of a batch; that is reported per message (each already
+# holds its own backoff), not raised as a function error, which would page for a healthy hub.
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _transport = UrllibTransport()
 SUBSCRIBER_QUEUE_PREFIX = "sub-"
 

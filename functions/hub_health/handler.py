@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.metrics import single_metric
+
 from orderhub import settings
 from orderhub.aws import client
 from orderhub.observability import lambda_entry, logger

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
 from orderhub import settings
 from orderhub.channels.base import constant_time_match
 from orderhub.clock import SystemClock

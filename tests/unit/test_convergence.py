@@ -7,6 +7,9 @@ import json
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from unit.mall_events import T0, created, mall_event, paid, refunded, shipped
+
+from infra.traffic import load_stories
 from orderhub.channels.mall import CHANNEL
 from orderhub.clock import FixedClock
 from orderhub.lifecycle.machine import HUB_BOOKKEEPING_FIELDS, apply_event
@@ -15,9 +18,6 @@ from orderhub.mapping import apply_to_store
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import OrderEvent
 from orderhub.store.orders import InMemoryOrderStore
-from unit.mall_events import T0, created, mall_event, paid, refunded, shipped
-
-from infra.traffic import load_stories
 
 
 def normalise(raw: dict) -> OrderEvent:

@@ -8,6 +8,7 @@ import json
 import random
 
 import pytest
+
 from orderhub.dispatch.delivery import SubscriberEndpoint, attempt_delivery, backoff_delay, signature
 
 BUS_EVENT = {"id": "eb-1", "detail-type": "OrderStatusChanged", "source": "orderhub.orders",

@@ -6,14 +6,14 @@ import json
 
 import jsonschema
 import pytest
+from unit.mall_events import created, paid
+
+from infra.schemas import render, schema_for, schema_path
 from orderhub.bus.domain_events import events_for_change, events_for_stream_record
 from orderhub.bus.publisher import EventBridgePublisher, PublishError
 from orderhub.channels.mall import CHANNEL
 from orderhub.lifecycle.machine import apply_event
 from orderhub.store.orders import order_to_item
-from unit.mall_events import created, paid
-
-from infra.schemas import render, schema_for, schema_path
 
 
 def order_after(*raws, version=1):

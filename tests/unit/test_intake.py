@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from unit.mall_events import created
+
 from orderhub.channels.base import ChannelSettings, InboundRequest
 from orderhub.channels.mall import sign
 from orderhub.clock import FixedClock
 from orderhub.intake import accept_webhook
 from orderhub.models.envelope import IntakeMessage
-from unit.mall_events import created
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 SETTINGS = ChannelSettings(secrets=["secret-1"])

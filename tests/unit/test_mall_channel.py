@@ -6,10 +6,11 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+from unit.mall_events import created, mall_event, paid
+
 from orderhub.channels.base import ChannelSettings, InboundRequest, Malformed, TooLarge, Unauthorized
 from orderhub.channels.mall import CHANNEL, sign
 from orderhub.lifecycle.statuses import EventKind
-from unit.mall_events import created, mall_event, paid
 
 SECRET = "mall-test-secret"
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from unit.mall_events import T0, created, mall_event, paid
+
 from orderhub.clock import FixedClock
 from orderhub.mapping import map_message
 from orderhub.models.envelope import IntakeMessage
 from orderhub.store.orders import ConflictError, InMemoryOrderStore
-from unit.mall_events import T0, created, mall_event, paid
 
 
 def message(raw: dict) -> IntakeMessage:

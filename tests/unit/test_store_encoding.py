@@ -6,11 +6,12 @@ import json
 
 from hypothesis import given
 from hypothesis import strategies as st
+from unit.mall_events import created
+
 from orderhub.channels.mall import CHANNEL
 from orderhub.lifecycle.machine import apply_event
 from orderhub.store.attributes import from_attr, item_size_bytes, to_attr, write_units
 from orderhub.store.orders import EventLogEntry, entry_from_item, entry_to_item, order_from_item, order_to_item
-from unit.mall_events import created
 
 values = st.recursive(
     st.none() | st.booleans() | st.integers(-(10**15), 10**15) | st.text(max_size=20) | st.binary(max_size=20),
