@@ -1,0 +1,105 @@
+"""Monitoring: one encrypted SNS topic, and the alarms that say something is stuck or lost."""
+
+from __future__ import annotations
+
+from aws_cdk import Aws, Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.cdk.naming import (
+    ALARM_PERIOD,
+    DLQ_EXPIRY_WARNING_DAYS,
+    STREAM_MAX_ITERATOR_AGE,
+    WORK_QUEUE_MAX_AGE,
+    Settings,
+)
+
+
+class Monitoring(Construct):
+    def __init__(self, scope: Construct, id: str, *, settings: Settings, key: kms.IKey) -> None:
+        super().__init__(scope, id)
+        self._settings = settings
+        self.topic = sns.Topic(
+            self,
+            "Alarms",
+            topic_name=settings.name("alarms"),
+            display_name=f"{settings.stack_name} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        # The topic policy replaces SNS's default one, so CloudWatch is named explicitly,
+        # for this stage's alarms only.
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarms",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID},
+                    "ArnLike": {
+                        "aws:SourceArn": f"arn:{Aws.PARTITION}:cloudwatch:{Aws.REGION}:{Aws.ACCOUNT_ID}:alarm:"
+                        f"{settings.name('*')}"
+                    },
+                },
+            )
+        )
+        self._action = actions.SnsAction(self.topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+
+    def watch_queue(self, name: str, queue: sqs.Queue, *, dead_letter: bool, retention: Duration) -> None:
+        """Work queues alarm when they stop draining; dead-letter queues when anything lands in
+        them, and again before SQS would delete what nobody looked at."""
+        if dead_letter:
+            self._alarm(
+                f"{name}-depth",
+                queue.metric_approximate_number_of_messages_visible(statistic="Maximum", period=ALARM_PERIOD),
+                threshold=0,
+                description=f"Messages in dead-letter queue {queue.queue_name}: inspect and redrive.",
+            )
+            max_age = Duration.days(retention.to_days() - DLQ_EXPIRY_WARNING_DAYS)
+        else:
+            max_age = WORK_QUEUE_MAX_AGE
+        self._alarm(
+            f"{name}-oldest-age",
+            queue.metric_approximate_age_of_oldest_message(statistic="Maximum", period=ALARM_PERIOD),
+            threshold=max_age.to_seconds(),
+            description=f"Oldest message in {queue.queue_name} is older than {max_age.to_human_string()}.",
+        )
+
+    def watch_function(self, name: str, function: lambda_.IFunction, *, reads_stream: bool) -> None:
+        self._alarm(
+            f"{name}-errors",
+            function.metric_errors(statistic="Sum", period=ALARM_PERIOD),
+            threshold=0,
+            description=f"{function.function_name} failed invocations.",
+        )
+        if reads_stream:
+            self._alarm(
+                f"{name}-iterator-age",
+                function.metric("IteratorAge", statistic="Maximum", period=ALARM_PERIOD),
+                threshold=STREAM_MAX_ITERATOR_AGE.to_milliseconds(),
+                description=f"{function.function_name} is behind on its stream: domain events are late.",
+            )
+
+    def _alarm(self, name: str, metric: cloudwatch.IMetric, *, threshold: float, description: str) -> None:
+        alarm = cloudwatch.Alarm(
+            self,
+            name,
+            alarm_name=self._settings.name(name),
+            alarm_description=description,
+            metric=metric,
+            threshold=threshold,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms[name] = alarm

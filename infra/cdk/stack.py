@@ -1,0 +1,75 @@
+"""The hub's one stack: the topology turned into constructs, one per concern."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.cdk.assets import AssetPaths
+from infra.cdk.constructs.ingest import Ingest
+from infra.cdk.constructs.monitoring import Monitoring
+from infra.cdk.constructs.outbound import Outbound
+from infra.cdk.constructs.processing import Processing
+from infra.cdk.constructs.queues import Queues
+from infra.cdk.constructs.schedules import DEAD_LETTER_NAME, DEAD_LETTER_RETENTION, Schedules
+from infra.cdk.constructs.storage import Storage
+from infra.cdk.constructs.wiring import Wiring
+from infra.cdk.naming import Settings
+from infra.topology import StreamTrigger, Topology
+
+
+class OrderHubStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        *,
+        topology: Topology,
+        settings: Settings,
+        assets: AssetPaths,
+    ) -> None:
+        # No env: account and region stay tokens, resolved at deploy time (no AWS call at synth).
+        super().__init__(
+            scope,
+            settings.stack_name,
+            description=f"{topology.app} ({settings.stage}): serverless order hub, built from infra/topology.py",
+        )
+        self.topology = topology
+        self.settings = settings
+        storage = Storage(self, "Storage", topology=topology, settings=settings)
+        queues = Queues(self, "Queues", topology=topology, settings=settings, key=storage.key)
+        outbound = Outbound(self, "Outbound", topology=topology, settings=settings, queues=queues.by_name)
+        wiring = Wiring(
+            settings=settings,
+            key=storage.key,
+            tables=storage.tables,
+            queues=queues.by_name,
+            buses=outbound.buses,
+            buckets=storage.buckets,
+        )
+        processing = Processing(self, "Processing", topology=topology, wiring=wiring, assets=assets)
+        ingest = Ingest(self, "Ingest", topology=topology, settings=settings, functions=processing.functions)
+        schedules = Schedules(
+            self, "Schedules", topology=topology, settings=settings, functions=processing.functions, key=storage.key
+        )
+
+        monitoring = Monitoring(self, "Monitoring", settings=settings, key=storage.key)
+        for name, queue in queues.by_name.items():
+            monitoring.watch_queue(
+                name, queue, dead_letter=name in queues.dead_letter_names, retention=queues.retention[name]
+            )
+        monitoring.watch_queue(
+            DEAD_LETTER_NAME, schedules.dead_letter_queue, dead_letter=True, retention=DEAD_LETTER_RETENTION
+        )
+        for spec in topology.functions:
+            monitoring.watch_function(
+                spec.name,
+                processing.functions[spec.name],
+                reads_stream=any(isinstance(t, StreamTrigger) for t in spec.triggers),
+            )
+
+        CfnOutput(self, "ApiUrl", value=ingest.url, description="Base URL of the HTTP API")
+        for name, bus in outbound.buses.items():
+            CfnOutput(self, f"EventBus-{name}", value=bus.event_bus_name, description=f"Event bus {name!r}")
+        for name, bucket in storage.buckets.items():
+            CfnOutput(self, f"Bucket-{name}", value=bucket.bucket_name, description=f"Bucket {name!r}")
+        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Subscribe to get alarms")
