@@ -61,7 +61,7 @@ def build_app(
         config_prefix=cfg.config_prefix,
         secrets_prefix=cfg.secrets_prefix,
         business_tz=cfg.business_timezone,
-        tracing=_flag(app.node.try_get_context(TRACING_CONTEXT_KEY), default=True),
+        tracing=_flag(app.node.try_get_context(TRACING_CONTEXT_KEY), default=False),
     )
     assets = build_assets(REPO_ROOT, build_dir, [f.name for f in topology.functions])
     stack = OrderHubStack(app, topology=topology, settings=settings, assets=assets)
