@@ -19,12 +19,13 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from infra.config import HubConfig, load_config
+from infra.config import REPO_ROOT, HubConfig, load_config
 from infra.downstream import by_subscriber, receiver_for
 from infra.traffic import encode, load_stories, mall_headers, mall_secret
 
 WMS_OUTAGE_PUSHES = 3
 SEED = 2026
+FUNCTION_LOGS = REPO_ROOT / ".local" / "logs"
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,12 @@ def wait_for_deliveries(runtime, inboxes, timeout_s: float = 90) -> None:
     raise TimeoutError("deliveries did not settle")
 
 
+def _duration(seconds: int | None) -> str:
+    if seconds is None:
+        return "now"
+    return f"{seconds / 60:.0f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
+
+
 def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
     from infra.local.runtime import LocalRuntime
 
@@ -106,8 +113,11 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
     checks: list[tuple[str, bool]] = []
     try:
         out("Starting the hub locally (moto as the embedded AWS, one worker process per function)...")
-        with LocalRuntime(config, port=port) as runtime:
+        for old in FUNCTION_LOGS.glob("*.log"):
+            old.unlink()
+        with LocalRuntime(config, port=port, function_logs=FUNCTION_LOGS) as runtime:
             out(f"  API {runtime.api_url}   embedded AWS {runtime.endpoint_url}")
+            out(f"  function logs (JSON, as CloudWatch would hold them): {FUNCTION_LOGS.relative_to(REPO_ROOT)}/")
             traffic = shop_traffic(secret, rng)
             started = time.monotonic()
 
@@ -187,9 +197,7 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
         out("")
         out(f"Timeline of {sample['channel_order_id']} ({sample['order_id']}):")
         for stage in timeline["status_flow"]["stages"]:
-            spent = stage["seconds_in_stage"]
-            out(f"  {stage['entered_at']}  {stage['status']:<16} "
-                f"{'now' if spent is None else f'{spent / 3600:.1f} h'}")
+            out(f"  {stage['entered_at']}  {stage['status']:<16} {_duration(stage['seconds_in_stage'])}")
         out(f"  system event log: {len(timeline['event_log'])} entries, "
             f"{Counter(e['outcome'] for e in timeline['event_log'])}")
     finally:

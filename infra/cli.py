@@ -1,0 +1,241 @@
+"""`orderhub`: run the hub locally, and inspect / redrive dead-letter queues (locally or in AWS).
+
+The DLQ commands are plain boto3: with normal credentials they act on AWS; pointed at a
+running `orderhub run` (AWS_ENDPOINT_URL or --endpoint-url) they act on its embedded moto.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from infra.config import load_config
+
+PREFIX_HELP = "stage from the config file (ORDERHUB_CONFIG, default config/local.toml)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="orderhub", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="serve the hub locally on moto until Ctrl-C / SIGTERM")
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")), help="HTTP API port (env PORT)")
+    run.add_argument("--moto-port", type=int, default=None, help="embedded AWS endpoint port (default: a free one)")
+    run.add_argument("--config", type=Path, help="configuration file (default: ORDERHUB_CONFIG or config/local.toml)")
+    run.set_defaults(func=_run)
+
+    dlq = sub.add_parser("dlq", help="dead-letter queues: list, redrive")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
+    for name, func, text in (("list", _dlq_list, "every DLQ of the stage: depth and oldest message age"),
+                             ("redrive", _dlq_redrive, "move messages from a DLQ back to its source queue")):
+        p = dlq_sub.add_parser(name, help=text)
+        p.add_argument("--config", type=Path, help=PREFIX_HELP)
+        p.add_argument("--endpoint-url", default=None, help="AWS endpoint (default: env AWS_ENDPOINT_URL, else AWS)")
+        p.set_defaults(func=func)
+        if name == "redrive":
+            p.add_argument("queue", help="the DLQ: logical name (sub-wms-dlq), physical name or URL")
+            p.add_argument("--max", type=int, default=None, help="move at most this many messages")
+
+    demo = sub.add_parser("demo", help="start the hub locally, play the sample traffic, print a summary")
+    demo.set_defaults(func=_demo)
+
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "demo":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
+    return int(args.func(args) or 0)
+
+
+def _config(args: argparse.Namespace) -> Any:
+    if getattr(args, "config", None):
+        os.environ["ORDERHUB_CONFIG"] = str(args.config)
+    return load_config()
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _run(args: argparse.Namespace) -> int:
+    from infra.local.runtime import LocalRuntime
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    config = _config(args)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with LocalRuntime(config, port=args.port, moto_port=args.moto_port) as runtime:
+        cold = runtime.warm()
+        print(f"orderhub ({config.stage}) is serving", flush=True)
+        print(f"  API            {runtime.api_url}")
+        print(f"  embedded AWS   {runtime.endpoint_url}   (region {runtime.region})")
+        for name, init in cold.items():
+            print(f"  {name:<16} " + (f"init {init:.0f} ms" if isinstance(init, float) else f"INIT FAILED: {init}"))
+        print("To use the AWS CLI / boto3 / `orderhub dlq` against it, in another shell:")
+        print(f"  export AWS_ENDPOINT_URL={runtime.endpoint_url} AWS_DEFAULT_REGION={runtime.region} "
+              f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
+        print("Ctrl-C to stop.", flush=True)
+        while not stop.wait(1.0):
+            pass
+        print("stopping…", flush=True)
+    return 0
+
+
+# --------------------------------------------------------------------------- dlq
+
+
+def _sqs(args: argparse.Namespace) -> Any:
+    import boto3
+
+    return boto3.client("sqs", endpoint_url=args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
+
+
+def _stage_queues(sqs: Any, prefix: str) -> dict[str, str]:
+    urls: dict[str, str] = {}
+    for page in sqs.get_paginator("list_queues").paginate(QueueNamePrefix=prefix):
+        for url in page.get("QueueUrls", []):
+            urls[url.rsplit("/", 1)[-1]] = url
+    return urls
+
+
+def _stage(config: Any) -> tuple[str, set[str]]:
+    """The stage's queue-name prefix, and its queues that only ever hold failure records."""
+    from infra.topology import build_topology
+
+    topology = build_topology(config.topology_subscribers(), config.business_timezone)
+    prefix = f"{topology.app}-{config.stage}-"
+    return prefix, {prefix + q.name for q in topology.queues if q.is_dead_letter_only}
+
+
+def _dlq_list(args: argparse.Namespace) -> int:
+    prefix, parked = _stage(_config(args))
+    sqs = _sqs(args)
+    rows = []
+    for name, url in sorted(_stage_queues(sqs, prefix).items()):
+        if not (name.endswith("-dlq") or name in parked):
+            continue
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        depth = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+        age = _oldest_age_s(sqs, url) if depth else None
+        rows.append((name.removeprefix(prefix), depth, "-" if age is None else _age(age),
+                     "stream failures (not redrivable)" if name in parked else name.removeprefix(prefix)[:-4]))
+    print(f"{'queue':<28} {'depth':>6} {'oldest':>9}  source")
+    for queue, depth, oldest, source in rows:
+        print(f"{queue:<28} {depth:>6} {oldest:>9}  {source}")
+    return 0
+
+
+def _oldest_age_s(sqs: Any, url: str, limit: int = 100) -> float | None:
+    """Age of the oldest of the first `limit` messages (SQS only exposes it as a CloudWatch metric).
+
+    Peeking hides each message for a moment; they are made visible again right away.
+    """
+    seen: dict[str, dict] = {}
+    while len(seen) < limit:
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
+                                  MessageSystemAttributeNames=["SentTimestamp"]).get("Messages", [])
+        fresh = [m for m in got if m["MessageId"] not in seen]
+        seen.update({m["MessageId"]: m for m in fresh})
+        if not fresh:
+            break
+    messages = list(seen.values())
+    for i in range(0, len(messages), 10):
+        sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for n, m in enumerate(messages[i:i + 10])])
+    if not messages:
+        return None
+    return time.time() - min(int(m["Attributes"]["SentTimestamp"]) for m in messages) / 1000
+
+
+def _age(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    prefix, parked = _stage(_config(args))
+    sqs = _sqs(args)
+    queues = _stage_queues(sqs, prefix)
+    name = args.queue.rsplit("/", 1)[-1]
+    name = name if name.startswith(prefix) else prefix + name
+    if name not in queues:
+        print(f"no queue {name} under {prefix}*", file=sys.stderr)
+        return 2
+    if name in parked:
+        print(f"{name} holds stream failure records (metadata, not events): inspect them and replay from "
+              "the orders table instead", file=sys.stderr)
+        return 2
+    source = name.removesuffix("-dlq")
+    if not name.endswith("-dlq") or source not in queues:
+        print(f"{name} is not the DLQ of a queue under {prefix}*", file=sys.stderr)
+        return 2
+    moved, failed = redrive(sqs, queues[name], queues[source], args.max)
+    print(f"redrive {name.removeprefix(prefix)} -> {source.removeprefix(prefix)}: moved {moved}, failed {failed}")
+    return 1 if failed else 0
+
+
+def redrive(sqs: Any, dlq_url: str, source_url: str, limit: int | None = None) -> tuple[int, int]:
+    """Move messages back, body and attributes intact; send before delete so nothing is lost.
+
+    moto has no StartMessageMoveTask, so this receives, sends and deletes itself. It moves at
+    most the depth found at the start: messages that fail again and come back are not
+    picked up a second time in the same run.
+    """
+    attrs = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
+    budget = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    budget = budget if limit is None else min(budget, limit)
+    moved = failed = 0
+    while moved + failed < budget:
+        batch = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=min(10, budget - moved - failed),
+                                    VisibilityTimeout=60, MessageAttributeNames=["All"],
+                                    MessageSystemAttributeNames=["All"]).get("Messages", [])
+        if not batch:
+            break
+        entries = [{"Id": str(i), "MessageBody": m["Body"],
+                    **({"MessageAttributes": _sendable(m["MessageAttributes"])} if m.get("MessageAttributes") else {})}
+                   for i, m in enumerate(batch)]
+        reply = sqs.send_message_batch(QueueUrl=source_url, Entries=entries)
+        sent = {int(ok["Id"]) for ok in reply.get("Successful", [])}
+        done = [{"Id": str(i), "ReceiptHandle": batch[i]["ReceiptHandle"]} for i in sorted(sent)]
+        if done:
+            for err in sqs.delete_message_batch(QueueUrl=dlq_url, Entries=done).get("Failed", []):
+                # Sent but still in the DLQ: a second redrive would duplicate it. Say so, loudly.
+                print(f"  moved but not deleted from the DLQ (possible duplicate): {err}", file=sys.stderr)
+        unsent = [{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                  for i, m in enumerate(batch) if i not in sent]
+        if unsent:  # leave them in the DLQ, visible again for the next attempt
+            sqs.change_message_visibility_batch(QueueUrl=dlq_url, Entries=unsent)
+            for err in reply.get("Failed", []):
+                print(f"  not moved: {err.get('Code')}: {err.get('Message')}", file=sys.stderr)
+        moved += len(sent)
+        failed += len(unsent)
+    return moved, failed
+
+
+def _sendable(attributes: dict) -> dict:
+    # ReceiveMessage returns empty list fields that SendMessage rejects.
+    return {name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
+            for name, value in attributes.items()}
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from infra.demo import main as demo_main  # the lead's module; imported only when asked for
+
+    return int(demo_main(args.rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
