@@ -46,3 +46,31 @@ def test_raw_bodies_are_kept_exactly_and_stored_compressed():
     item = entry_to_item(entry)
     assert len(item["raw_z"]["B"]) < len(raw) / 2
     assert entry_from_item(item).raw_body == raw
+
+
+def _order_through(*raws):
+    order = None
+    for raw in raws:
+        (event,) = CHANNEL.parse(json.dumps(raw).encode())
+        order, _ = apply_event(order, event)
+    return order.model_copy(update={"version": 7, "created_in_hub_at": "2026-11-22T03:00:00.000+00:00",
+                                    "updated_in_hub_at": "2026-11-22T03:04:00.000+00:00"})
+
+
+def test_a_full_life_round_trips_through_the_compact_item():
+    from unit.mall_events import mall_event, paid, refunded, shipped
+
+    order = _order_through(created(), paid(), shipped(), mall_event(4, "order.delivered", 900),
+                           refunded(5, 1000, 5000, "RF1"), refunded(6, 1100, 2000, "RF2"))
+    assert order_from_item(order_to_item(order)) == order
+
+
+def test_a_shipped_three_line_order_is_one_write_unit():
+    from unit.mall_events import mall_event, paid, shipped
+
+    three_lines = created()
+    three_lines["order"]["lines"] = [{"sku": f"TEA-LJ-25{i}", "name": "明前龙井 250g 礼盒装", "quantity": 1,
+                                      "unit_price": 8600} for i in range(3)]
+    order = _order_through(three_lines, paid(), shipped(), mall_event(4, "order.delivered", 900),
+                           mall_event(5, "order.completed", 5000))
+    assert write_units(order_to_item(order)) == 1

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orderhub.lifecycle.statuses import AftersaleStatus, FulfillmentStatus, OrderStatus, PaymentStatus
 from orderhub.models.order import Order, OrderLine, Region
-from orderhub.store.attributes import from_item
+from orderhub.store.order_item import order_from_item
 
 EVENT_SOURCE = "orderhub.orders"
 SCHEMA_VERSION = 1
@@ -94,7 +94,7 @@ def events_for_stream_record(record: dict[str, Any]) -> list[BusEntry]:
     if record.get("eventName") == "REMOVE":
         return []  # orders are retired by the archive process, which announces them itself
     images = record["dynamodb"]
-    new = Order.model_validate(from_item(images["NewImage"]))
+    new = order_from_item(images["NewImage"])
     old_image = images.get("OldImage")
-    old = Order.model_validate(from_item(old_image)) if old_image else None
+    old = order_from_item(old_image) if old_image else None
     return events_for_change(old, new)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from orderhub.models.order import Order
 from orderhub.settings import env
 from orderhub.store.attributes import from_item, to_item
+from orderhub.store.order_item import order_from_item, order_to_item
 
 
 class EventLogEntry(BaseModel):
@@ -54,14 +55,6 @@ class OrderStore(Protocol):
     def put_order(self, order: Order, expected_version: int) -> None: ...
     def append_event(self, entry: EventLogEntry) -> bool: ...
     def list_events(self, order_id: str) -> list[EventLogEntry]: ...
-
-
-def order_to_item(order: Order) -> dict[str, Any]:
-    return to_item(order.model_dump(mode="json", exclude_defaults=False))
-
-
-def order_from_item(item: dict[str, Any]) -> Order:
-    return Order.model_validate(from_item(item))
 
 
 def entry_to_item(entry: EventLogEntry) -> dict[str, Any]:
