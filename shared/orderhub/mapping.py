@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from orderhub.channels import get_channel
 from orderhub.clock import Clock, utc_iso
-from orderhub.lifecycle.machine import apply_event, hub_order_id, same_state
+from orderhub.lifecycle.machine import apply_event, hub_order_id
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import OrderEvent
 from orderhub.store.orders import ConflictError, EventLogEntry, OrderStore, epoch_seconds
@@ -52,7 +52,8 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
             return MappingOutcome(order_id, "unmapped" if new else "duplicate", before, before)
 
         merged, transition = apply_event(current, event)
-        changed = current is None or not same_state(current, merged)
+        # The merge starts from `current`, bookkeeping included, so plain equality means "no change".
+        changed = merged != current
         if transition.held_back_from is not None:
             outcome, note = "status_held", f"facts say {transition.held_back_from}; status never moves back"
         else:

@@ -36,13 +36,8 @@ from orderhub.lifecycle.statuses import EventKind
 from orderhub.models.order import (
     AwareDatetime,
     MinorUnits,
-    OrderDetails,
     OrderEvent,
     OrderLine,
-    PaymentFact,
-    RefundFact,
-    Region,
-    ShipmentFact,
 )
 
 TIMESTAMP_HEADER = "x-mall-timestamp"
@@ -160,25 +155,22 @@ class MallChannel(Channel):
 
     def _normalise(self, hook: MallWebhook) -> OrderEvent:
         o = hook.order
-        details = None
+        event: dict = {"channel": self.name, "channel_order_id": o.order_no, "shop_id": hook.shop_id,
+                       "event_id": hook.event_id, "channel_code": hook.event_type,
+                       "kind": self.status_map.get(hook.event_type), "event_time": hook.event_time}
         if o.lines is not None and o.currency is not None and o.total_amount is not None:
-            region = Region(province=o.receiver.province, city=o.receiver.city) if o.receiver else Region()
-            details = OrderDetails(currency=o.currency, total_amount=o.total_amount, lines=tuple(o.lines),
-                                   region=region)
-        kind = self.status_map.get(hook.event_type)
-        return OrderEvent(
-            channel=self.name,
-            channel_order_id=o.order_no,
-            shop_id=hook.shop_id,
-            event_id=hook.event_id,
-            channel_code=hook.event_type,
-            kind=EventKind(kind) if kind else None,
-            event_time=hook.event_time,
-            details=details,
-            payment=PaymentFact(**o.payment.model_dump()) if o.payment else None,
-            shipment=ShipmentFact(**o.shipment.model_dump()) if o.shipment else None,
-            refund=RefundFact(**o.refund.model_dump()) if o.refund else None,
-        )
+            receiver = o.receiver
+            event["details"] = {"currency": o.currency, "total_amount": o.total_amount, "lines": o.lines,
+                                "region": {"province": receiver.province if receiver else "",
+                                           "city": receiver.city if receiver else ""}}
+        if o.payment:
+            event["payment"] = {"transaction_id": o.payment.transaction_id, "amount": o.payment.amount,
+                                "method": o.payment.method}
+        if o.shipment:
+            event["shipment"] = {"carrier": o.shipment.carrier, "tracking_no": o.shipment.tracking_no}
+        if o.refund:
+            event["refund"] = {"refund_id": o.refund.refund_id, "amount": o.refund.amount, "reason": o.refund.reason}
+        return OrderEvent.model_validate(event)  # one validation in pydantic-core for the whole event
 
     def accepted(self) -> Reply:
         return Reply(200, '{"code":"SUCCESS"}')

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from functools import lru_cache
 
 from orderhub.clock import utc_iso
 from orderhub.lifecycle.statuses import (
@@ -40,6 +41,7 @@ _MILESTONE_OF_KIND = {
 HUB_BOOKKEEPING_FIELDS = frozenset({"version", "created_in_hub_at", "updated_in_hub_at"})
 
 
+@lru_cache(maxsize=4096)
 def hub_order_id(channel: str, channel_order_id: str) -> str:
     """The hub's id for a channel order: derived, so the same order can never become two rows."""
     digest = hashlib.sha256(f"{channel}\x1f{channel_order_id}".encode()).digest()
@@ -166,7 +168,3 @@ def apply_event(current: Order | None, event: OrderEvent) -> tuple[Order, Transi
         return merged.model_copy(update={"status": before}), Transition(before, before, held_back_from=held)
     return merged, Transition(before, merged.status)
 
-
-def same_state(a: Order, b: Order) -> bool:
-    """Equal as orders, ignoring when the hub happened to write them."""
-    return a.model_dump(exclude=HUB_BOOKKEEPING_FIELDS) == b.model_dump(exclude=HUB_BOOKKEEPING_FIELDS)

@@ -10,21 +10,25 @@ from typing import Any
 
 
 def to_attr(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
+    # Exact type checks, most frequent first: this runs for every attribute of every write.
+    kind = type(value)
+    if kind is str:
         return {"S": value}
-    if isinstance(value, bool):
-        return {"BOOL": value}
-    if isinstance(value, int):
+    if kind is int:
         return {"N": str(value)}
+    if kind is dict:
+        return {"M": {k: to_attr(v) for k, v in value.items()}}
+    if kind is list or kind is tuple:
+        return {"L": [to_attr(v) for v in value]}
+    if kind is bool:
+        return {"BOOL": value}
     if value is None:
         return {"NULL": True}
-    if isinstance(value, dict):
-        return {"M": {k: to_attr(v) for k, v in value.items()}}
-    if isinstance(value, list | tuple):
-        return {"L": [to_attr(v) for v in value]}
-    if isinstance(value, bytes):
+    if kind is bytes:
         return {"B": value}
-    raise TypeError(f"cannot store {type(value).__name__}")
+    if isinstance(value, str):  # str-based enums
+        return {"S": str(value)}
+    raise TypeError(f"cannot store {kind.__name__}")
 
 
 def from_attr(attr: dict[str, Any]) -> Any:

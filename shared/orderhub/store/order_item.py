@@ -3,71 +3,101 @@
 DynamoDB bills a write by the item's size in started KB, names included, and the order item is
 written once per change. Spelled out, an order with one line passes 1 KB once it has shipped
 (2 write units a change); here attribute names are short, lines and stamps are positional,
-and defaults are left out, so a typical order stays well under 1 KB. The key (`order_id`) and
-the optimistic-lock attribute (`version`) keep their names: expressions use them.
+and empty values are left out, so a typical order stays well under 1 KB. The key (`order_id`)
+and the optimistic-lock attribute (`version`) keep their names: expressions use them.
+
+Both directions work field by field (no pydantic dump; one validation on the way back): this
+runs twice per channel event.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from orderhub.models.order import Order
-from orderhub.store.attributes import from_item, to_item
+from orderhub.lifecycle.statuses import AftersaleStatus, FulfillmentStatus, OrderStatus, PaymentStatus
+from orderhub.models.order import Order, Stamp
 
-# field name -> stored attribute name (unlisted fields keep their names)
-_NAMES: dict[str, str] = {
-    "channel": "ch", "channel_order_id": "cid", "shop_id": "shop", "status": "st", "payment_status": "pst",
-    "fulfillment_status": "fst", "aftersale_status": "ast", "currency": "cur", "total_amount": "tot",
-    "paid_amount": "paid", "refunded_amount": "rfd", "lines": "ln", "region": "rg",
-    "payment_transaction_id": "ptx", "carrier": "car", "tracking_no": "trk", "milestones": "ms",
-    "refunds": "rf", "details_stamp": "dts", "payment_stamp": "pts", "shipment_stamp": "sts",
-    "source_event_id": "src", "source_event_time": "srct", "last_event_time": "let",
-    "created_in_hub_at": "hc", "updated_in_hub_at": "hu",
-}
-_FIELDS = {stored: name for name, stored in _NAMES.items()}
+# Plain string fields: model field -> stored attribute name.
+_TEXT = {"channel": "ch", "channel_order_id": "cid", "shop_id": "shop", "currency": "cur",
+         "payment_transaction_id": "ptx", "carrier": "car", "tracking_no": "trk", "source_event_id": "src",
+         "source_event_time": "srct", "last_event_time": "let", "created_in_hub_at": "hc", "updated_in_hub_at": "hu"}
+_AMOUNTS = {"total_amount": "tot", "paid_amount": "paid", "refunded_amount": "rfd"}
+_STATUSES = {"status": ("st", OrderStatus), "payment_status": ("pst", PaymentStatus),
+             "fulfillment_status": ("fst", FulfillmentStatus), "aftersale_status": ("ast", AftersaleStatus)}
+_STAMPS = {"details_stamp": "dts", "payment_stamp": "pts", "shipment_stamp": "sts"}
 _MILESTONES = {"created_at": "c", "paid_at": "p", "shipped_at": "s", "delivered_at": "d", "completed_at": "f",
                "cancelled_at": "x"}
-_MILESTONE_FIELDS = {stored: name for name, stored in _MILESTONES.items()}
-_STAMPS = ("details_stamp", "payment_stamp", "shipment_stamp")
-_LINE = ("sku", "name", "quantity", "unit_price")
 
 
-def _stamp_out(stamp: dict) -> list[str]:
-    return [stamp["at"], stamp["event_id"]]
+def _s(value: str) -> dict[str, str]:
+    return {"S": value}
 
 
-def _stamp_in(stored: list[str]) -> dict[str, str]:
-    return {"at": stored[0], "event_id": stored[1]}
+def _n(value: int) -> dict[str, str]:
+    return {"N": str(value)}
+
+
+def _stamp(stamp: Stamp) -> dict[str, Any]:
+    return {"L": [_s(stamp.at), _s(stamp.event_id)]}
 
 
 def order_to_item(order: Order) -> dict[str, Any]:
-    values = order.model_dump(mode="json", exclude_defaults=True, exclude_none=True)
-    for name in _STAMPS:
-        if name in values:
-            values[name] = _stamp_out(values[name])
-    if "milestones" in values:
-        values["milestones"] = {_MILESTONES[k]: v for k, v in values["milestones"].items()}
-    if "lines" in values:
-        values["lines"] = [[line.get(f, "") for f in _LINE] for line in order.model_dump(mode="json")["lines"]]
-    if "region" in values:
-        region = order.region
-        values["region"] = [region.province, region.city]
-    if "refunds" in values:
-        values["refunds"] = {rid: [r["amount"], *_stamp_out(r["stamp"])] for rid, r in values["refunds"].items()}
-    return to_item({_NAMES.get(k, k): v for k, v in values.items()})
+    item: dict[str, Any] = {"order_id": _s(order.order_id), "version": _n(order.version)}
+    for field, name in _TEXT.items():
+        value = getattr(order, field)
+        if value:
+            item[name] = _s(value)
+    for field, name in _AMOUNTS.items():
+        value = getattr(order, field)
+        if value:
+            item[name] = _n(value)
+    for field, (name, _) in _STATUSES.items():
+        item[name] = _s(getattr(order, field).value)
+    for field, name in _STAMPS.items():
+        stamp = getattr(order, field)
+        if stamp is not None:
+            item[name] = _stamp(stamp)
+    milestones = {code: _s(at) for field, code in _MILESTONES.items() if (at := getattr(order.milestones, field))}
+    if milestones:
+        item["ms"] = {"M": milestones}
+    if order.lines:
+        item["ln"] = {"L": [{"L": [_s(li.sku), _s(li.name), _n(li.quantity), _n(li.unit_price)]}
+                            for li in order.lines]}
+    if order.region.province or order.region.city:
+        item["rg"] = {"L": [_s(order.region.province), _s(order.region.city)]}
+    if order.refunds:
+        item["rf"] = {"M": {rid: {"L": [_n(r.amount), _s(r.stamp.at), _s(r.stamp.event_id)]}
+                            for rid, r in order.refunds.items()}}
+    return item
+
+
+def _stamp_from(attr: dict[str, Any]) -> dict[str, str]:
+    at, event_id = attr["L"]
+    return {"at": at["S"], "event_id": event_id["S"]}
 
 
 def order_from_item(item: dict[str, Any]) -> Order:
-    values = {_FIELDS.get(k, k): v for k, v in from_item(item).items()}
-    for name in _STAMPS:
-        if name in values:
-            values[name] = _stamp_in(values[name])
-    if "milestones" in values:
-        values["milestones"] = {_MILESTONE_FIELDS[k]: v for k, v in values["milestones"].items()}
-    if "lines" in values:
-        values["lines"] = [dict(zip(_LINE, line, strict=True)) for line in values["lines"]]
-    if "region" in values:
-        values["region"] = dict(zip(("province", "city"), values["region"], strict=True))
-    if "refunds" in values:
-        values["refunds"] = {rid: {"amount": r[0], "stamp": _stamp_in(r[1:])} for rid, r in values["refunds"].items()}
+    values: dict[str, Any] = {"order_id": item["order_id"]["S"], "version": int(item["version"]["N"])}
+    for field, name in _TEXT.items():
+        if name in item:
+            values[field] = item[name]["S"]
+    for field, name in _AMOUNTS.items():
+        if name in item:
+            values[field] = int(item[name]["N"])
+    for field, (name, _) in _STATUSES.items():
+        values[field] = item[name]["S"]
+    for field, name in _STAMPS.items():
+        if name in item:
+            values[field] = _stamp_from(item[name])
+    stored = item.get("ms", {}).get("M", {})
+    values["milestones"] = {field: stored[code]["S"] for field, code in _MILESTONES.items() if code in stored}
+    values["lines"] = [{"sku": sku["S"], "name": name["S"], "quantity": int(qty["N"]), "unit_price": int(price["N"])}
+                       for sku, name, qty, price in (line["L"] for line in item.get("ln", {}).get("L", ()))]
+    if "rg" in item:
+        province, city = item["rg"]["L"]
+        values["region"] = {"province": province["S"], "city": city["S"]}
+    values["refunds"] = {rid: {"amount": int(amount["N"]), "stamp": {"at": at["S"], "event_id": event_id["S"]}}
+                         for rid, (amount, at, event_id) in
+                         ((rid, r["L"]) for rid, r in item.get("rf", {}).get("M", {}).items())}
+    # One validation in pydantic-core (Rust) is cheaper than constructing the nested models in Python.
     return Order.model_validate(values)

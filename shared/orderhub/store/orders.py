@@ -37,13 +37,16 @@ class EventLogEntry(BaseModel):
     status_before: str | None = None
     status_after: str | None = None
     note: str = ""
-    raw_body: bytes = b""  # the request body as received (zlib-compressed at rest)
+    raw_body: bytes = b""  # the request body as received (zlib-compressed at rest when large)
     raw_headers: dict[str, str] = {}
     expires_at: int | None = None  # epoch seconds; DynamoDB TTL
 
     @staticmethod
     def key_for(event_time: str, channel_event_id: str) -> str:
         return f"{event_time}#{channel_event_id}"
+
+
+_ENTRY_FIELDS = tuple(name for name in EventLogEntry.model_fields if name != "raw_body")
 
 
 class ConflictError(RuntimeError):
@@ -57,15 +60,24 @@ class OrderStore(Protocol):
     def list_events(self, order_id: str) -> list[EventLogEntry]: ...
 
 
+# Bodies above this are stored zlib-compressed (JSON shrinks 3-5x once it has some size; a small
+# body saves a few dozen bytes for the CPU it costs).
+COMPRESS_ABOVE_BYTES = 512
+
+
 def entry_to_item(entry: EventLogEntry) -> dict[str, Any]:
-    values = entry.model_dump(exclude={"raw_body"})
-    values["raw_z"] = zlib.compress(entry.raw_body, 6)
+    values = {name: getattr(entry, name) for name in _ENTRY_FIELDS}
+    if len(entry.raw_body) > COMPRESS_ABOVE_BYTES:
+        values["raw_z"] = zlib.compress(entry.raw_body)
+    else:
+        values["raw"] = entry.raw_body
     return to_item(values)
 
 
 def entry_from_item(item: dict[str, Any]) -> EventLogEntry:
     values = from_item(item)
-    values["raw_body"] = zlib.decompress(values.pop("raw_z", b"") or zlib.compress(b""))
+    compressed = values.pop("raw_z", None)
+    values["raw_body"] = zlib.decompress(compressed) if compressed is not None else values.pop("raw", b"")
     return EventLogEntry.model_validate(values)
 
 
