@@ -10,7 +10,7 @@ from orderhub import settings
 from orderhub.channels.base import constant_time_match
 from orderhub.clock import SystemClock
 from orderhub.lifecycle.machine import hub_order_id
-from orderhub.observability import lambda_entry
+from orderhub.observability import http_request_id, lambda_entry
 from orderhub.orders_view import order_view, timeline_view
 from orderhub.store.orders import DynamoOrderStore
 
@@ -57,7 +57,7 @@ def _authorised(event: dict[str, Any]) -> bool:
     return scheme.lower() == "bearer" and bool(token) and constant_time_match([settings.ops_token()], token)
 
 
-@lambda_entry(correlation_id_path="requestContext.requestId")
+@lambda_entry(correlation_id=http_request_id)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not _authorised(event):
         return {"statusCode": 401, "headers": {"Content-Type": "application/json", "WWW-Authenticate": "Bearer"},

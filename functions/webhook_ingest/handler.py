@@ -9,7 +9,7 @@ from orderhub import settings
 from orderhub.channels.base import ChannelSettings, InboundRequest
 from orderhub.clock import SystemClock
 from orderhub.intake import IntakeQueue, accept_webhook
-from orderhub.observability import lambda_entry, logger, metrics
+from orderhub.observability import http_request_id, lambda_entry, logger, metrics
 
 _clock = SystemClock()
 _queue: IntakeQueue | None = None
@@ -43,7 +43,7 @@ def _inbound(event: dict[str, Any]) -> InboundRequest:
     )
 
 
-@lambda_entry(correlation_id_path="requestContext.requestId")
+@lambda_entry(correlation_id=http_request_id)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = _inbound(event)
     request_id = event.get("requestContext", {}).get("requestId", "")
@@ -61,7 +61,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                                                   "reason": result.rejection, "source_ip": request.source_ip})
         metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
     else:
-        metrics.add_metric(name="WebhookAccepted", unit="Count", value=1)
+        # One metric on the hot path (API Gateway already counts requests per route).
         metrics.add_metric(name="ChannelEventsAccepted", unit="Count", value=result.accepted_events)
     return {"statusCode": result.reply.status_code, "headers": {"Content-Type": result.reply.content_type},
             "body": result.reply.body}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
-from functools import lru_cache
+from functools import lru_cache, wraps
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -33,13 +33,31 @@ def tracer():  # -> aws_lambda_powertools.Tracer, imported only when tracing is 
     return Tracer()
 
 
-def lambda_entry(correlation_id_path: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Logger context (with correlation id), metrics flush and, when enabled, tracing."""
+def http_request_id(event: dict[str, Any]) -> str | None:
+    """The API Gateway request id: the correlation id of an HTTP invocation."""
+    return event.get("requestContext", {}).get("requestId")
+
+
+def lambda_entry(
+    correlation_id: Callable[[dict[str, Any]], str | None] | None = None,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Logger context (with correlation id), metrics flush and, when enabled, tracing.
+
+    The correlation id is read by a plain function rather than Powertools' jmespath path:
+    compiling and walking a jmespath expression per invocation costs more than the rest of the
+    logger's work on the ingest hot path.
+    """
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
-        wrapped = metrics.log_metrics(handler)
+        @wraps(handler)
+        def correlated(event: dict[str, Any], context: Any) -> Any:
+            if correlation_id is not None:
+                logger.set_correlation_id(correlation_id(event))
+            return handler(event, context)
+
+        wrapped = metrics.log_metrics(correlated)
         if tracing_enabled():
             wrapped = tracer().capture_lambda_handler(wrapped, capture_response=False)
-        return logger.inject_lambda_context(wrapped, correlation_id_path=correlation_id_path, clear_state=True)
+        return logger.inject_lambda_context(wrapped, clear_state=True)
 
     return decorate
