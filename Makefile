@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8080
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 
-.PHONY: help install demo run test test-unit test-integration test-infra test-e2e lint typecheck bench synth deploy schemas clean
+.PHONY: help install demo run test test-unit test-integration test-infra test-e2e lint bench synth deploy schemas clean
 
 help:
 	@echo "make demo     install, start the hub locally on moto, play sample traffic, print a summary"
@@ -51,8 +51,6 @@ test-e2e: install
 
 lint: install
 	$(BIN)/ruff check .
-
-typecheck: install
 	$(BIN)/mypy
 
 bench: install

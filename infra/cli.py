@@ -109,7 +109,7 @@ def _stage(config: Any) -> tuple[str, set[str]]:
     from infra.topology import build_topology
 
     topology = build_topology(config.topology_subscribers(), config.business_timezone)
-    prefix = f"{topology.app}-{config.stage}-"
+    prefix = topology.physical_name(config.stage, "")
     return prefix, {prefix + q.name for q in topology.queues if q.is_dead_letter_only}
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from infra.config import REPO_ROOT, HubConfig, load_config
 from infra.downstream import by_subscriber, receiver_for
-from infra.traffic import encode, load_stories, mall_headers, mall_secret
+from infra.traffic import Story, encode, load_stories, mall_headers, mall_secret
 
 WMS_OUTAGE_PUSHES = 3
 SEED = 2026
@@ -134,13 +134,15 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
             elapsed = time.monotonic() - started
 
             token = {"Authorization": f"Bearer {config.ops_token}"}
-            orders = {}
+            orders: dict[str, tuple[Story, dict | None]] = {}
             for story in load_stories("mall"):
                 status, text = http("GET", f"{runtime.api_url}/orders?channel=mall&channel_order_id={story.order_no}",
                                     headers=token)
                 orders[story.order_no] = (story, json.loads(text) if status == 200 else None)
             unauthorised, _ = http("GET", f"{runtime.api_url}/orders?channel=mall&channel_order_id=x")
             sample = orders["M20261118006"][1]
+            if sample is None:
+                raise RuntimeError("the sample order M20261118006 was not stored")
             _, timeline_text = http("GET", f"{runtime.api_url}/orders/{sample['order_id']}/timeline", headers=token)
             timeline = json.loads(timeline_text)
             dlqs = dlq_depths(runtime)
@@ -159,9 +161,9 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
             ok = order is not None and order["status"] == story.expect["status"] \
                 and order["payment_status"] == story.expect["payment_status"]
             checks.append((f"{no} ends {story.expect['status']}", ok))
-            status = order["status"] if order else "MISSING"
+            shown = order["status"] if order else "MISSING"
             payment = order["payment_status"] if order else "-"
-            out(f"  {no:<14} {status:<17} {payment:<19} {'ok' if ok else 'WRONG':<10} {story.story}")
+            out(f"  {no:<14} {shown:<17} {payment:<19} {'ok' if ok else 'WRONG':<10} {story.story}")
         by_status = Counter(o["status"] for _, o in orders.values() if o)
         out(f"  by status: {dict(sorted(by_status.items()))}")
 

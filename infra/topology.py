@@ -188,6 +188,9 @@ class Topology:
     schedules: tuple[Schedule, ...]
     subscribers: tuple[Subscriber, ...]
 
+    def physical_name(self, stage: str, name: str) -> str:
+        return physical_name(self.app, stage, name)
+
     def function(self, name: str) -> Function:
         return _by_name(self.functions, name)
 
@@ -202,6 +205,11 @@ class Topology:
             if subscriber_queue_name(sub.name) == queue_name:
                 return sub
         return None
+
+
+def physical_name(app: str, stage: str, name: str) -> str:
+    """The AWS name of a declared resource (a DLQ: `<queue>-dlq`), the same in AWS and locally."""
+    return f"{app}-{stage}-{name}"
 
 
 def _by_name(items, name):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
 import json
 import time
@@ -86,6 +87,6 @@ def record_handler(record: Any) -> None:
 
 
 @lambda_entry()
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

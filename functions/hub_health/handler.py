@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import single_metric
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from orderhub import settings
 from orderhub.aws import client
@@ -24,7 +24,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                         "in_flight": int(attrs["ApproximateNumberOfMessagesNotVisible"]),
                         "delayed": int(attrs["ApproximateNumberOfMessagesDelayed"])}
         metric = "DeadLetterDepth" if name.endswith("-dlq") else "QueueBacklog"
-        with single_metric(name=metric, unit="Count", value=queues[name]["visible"],
+        with single_metric(name=metric, unit=MetricUnit.Count, value=queues[name]["visible"],
                            namespace="OrderHub") as m:
             m.add_dimension(name="queue", value=name)
     parked = {n: q["visible"] for n, q in queues.items() if n.endswith("-dlq") and q["visible"]}

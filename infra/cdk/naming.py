@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from aws_cdk import Duration
 from aws_cdk import aws_logs as logs
 
+from infra.topology import physical_name
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -24,7 +26,7 @@ class Settings:
     tracing: bool
 
     def name(self, name: str) -> str:
-        return f"{self.app}-{self.stage}-{name}"
+        return physical_name(self.app, self.stage, name)
 
     @property
     def stack_name(self) -> str:

@@ -48,7 +48,7 @@ class Provisioned:
 
 
 def physical_name(topology: Topology, config: HubConfig, name: str) -> str:
-    return f"{topology.app}-{config.stage}-{name}"
+    return topology.physical_name(config.stage, name)
 
 
 def provision(topology: Topology, config: HubConfig, client: ClientFactory, region: str,

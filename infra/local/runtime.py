@@ -214,7 +214,7 @@ class LocalRuntime:
     # -- the Lambda service's part
 
     def physical_name(self, function: str) -> str:
-        return f"{self.topology.app}-{self.config.stage}-{function}"
+        return self.topology.physical_name(self.config.stage, function)
 
     def function_arn(self, function: str) -> str:
         return f"arn:aws:lambda:{self.region}:{ACCOUNT_ID}:function:{self.physical_name(function)}"
