@@ -16,8 +16,7 @@ from infra.config import DEFAULT_CONFIG_PATH, load_config
 from infrastructure.synthesis import Synth
 
 
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+def _synthesise(tmp_path_factory: pytest.TempPathFactory, **context_overrides: object) -> Synth:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(SKIP_LAYER_DEPS_ENV, "1")
         from aws_cdk.assertions import Template
@@ -29,7 +28,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             load_config(DEFAULT_CONFIG_PATH),
             outdir=str(work / "cdk.out"),
             build_dir=work / "build",
-            context=cdk_json_context(),
+            context={**cdk_json_context(), **context_overrides},
         )
         assembly = app.synth()
     template_json = assembly.get_stack_by_name(stack.stack_name).template
@@ -40,3 +39,17 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         resources=template_json["Resources"],
         findings=findings(Path(assembly.directory)),
     )
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The app as `make synth` builds it (cdk.json context)."""
+    return _synthesise(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def traced_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The app with X-Ray tracing switched on (`-c orderhub:tracing=true`)."""
+    from infra.cdk.naming import TRACING_CONTEXT_KEY
+
+    return _synthesise(tmp_path_factory, **{TRACING_CONTEXT_KEY: True})

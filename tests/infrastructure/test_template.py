@@ -285,9 +285,22 @@ def test_the_all_queues_map_names_every_queue_and_dlq(synth: Synth) -> None:
             assert {"Ref": synth.queue(name)} in value["Fn::Join"][1], name
 
 
-def test_tracing_is_on_and_the_function_is_told(synth: Synth) -> None:
+def test_tracing_is_off_by_default_and_then_neither_lambda_nor_the_function_traces(synth: Synth) -> None:
+    # X-Ray costs cold-start import time; operators switch it on with -c orderhub:tracing=true.
+    from infra.cdk.app import cdk_json_context
+    from infra.cdk.naming import TRACING_CONTEXT_KEY
+
+    assert cdk_json_context()[TRACING_CONTEXT_KEY] is False
     for spec in synth.topology.functions:
         props = synth.props(synth.function(spec.name))
+        assert props.get("TracingConfig", {"Mode": "PassThrough"}) != {"Mode": "Active"}
+        assert "ORDERHUB_TRACING" not in props["Environment"]["Variables"]
+
+
+def test_with_tracing_switched_on_lambda_traces_and_the_function_is_told(traced_synth: Synth) -> None:
+    assert [str(f) for f in traced_synth.findings if f.blocking] == []  # X-Ray's grants are acknowledged
+    for spec in traced_synth.topology.functions:
+        props = traced_synth.props(traced_synth.function(spec.name))
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert props["Environment"]["Variables"]["ORDERHUB_TRACING"] == "1"
 
