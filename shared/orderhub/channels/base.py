@@ -85,7 +85,7 @@ class Channel:
         raise NotImplementedError
 
     def rejected(self, rejection: ChannelRejection) -> Reply:
-        return Reply(rejection.status_code, json.dumps({"message": rejection.reason}))
+        return Reply(rejection.status_code, compact_json({"message": rejection.reason}))
 
     # Shared by every channel -----------------------------------------------------------
 
@@ -102,6 +102,11 @@ class Channel:
     def check_size(self, request: InboundRequest) -> None:
         if len(request.body) > self.max_body_bytes:
             raise TooLarge(f"body larger than {self.max_body_bytes} bytes")
+
+
+def compact_json(value: object) -> str:
+    """Reply bodies as channels expect them: no spaces, UTF-8 left as is."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def constant_time_match(expected_candidates: Sequence[str], presented: str) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
@@ -30,6 +29,7 @@ from orderhub.channels.base import (
     Malformed,
     Reply,
     Unauthorized,
+    compact_json,
     constant_time_match,
 )
 from orderhub.lifecycle.statuses import EventKind
@@ -176,7 +176,7 @@ class MallChannel(Channel):
         return Reply(200, '{"code":"SUCCESS"}')
 
     def rejected(self, rejection: ChannelRejection) -> Reply:
-        return Reply(rejection.status_code, json.dumps({"code": "REJECTED", "message": rejection.reason}))
+        return Reply(rejection.status_code, compact_json({"code": "REJECTED", "message": rejection.reason}))
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
