@@ -259,13 +259,8 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
         # One item per order; its stream is the outbox for domain events.
         Table(ORDERS_TABLE, partition_key="order_id", stream="NEW_AND_OLD_IMAGES"),
         # The append-only system event log: one item per accepted channel event (raw kept for replay).
-        Table(
-            ORDER_EVENTS_TABLE,
-            partition_key="order_id",
-            sort_key="event_key",
-            ttl_attribute="expires_at",
-            indexes=(Index("by-channel-received", partition_key="channel", sort_key="received_at"),),
-        ),
+        # No index: a GSI would copy every log write and bill it again (see docs/decisions.md).
+        Table(ORDER_EVENTS_TABLE, partition_key="order_id", sort_key="event_key", ttl_attribute="expires_at"),
     )
 
     queues = [

@@ -7,6 +7,7 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
+from collections import Counter
 from typing import Any
 
 from orderhub.clock import SystemClock
@@ -20,16 +21,32 @@ _store = DynamoOrderStore()
 _clock = SystemClock()
 
 
+_ATTENTION = frozenset({"unmapped", "status_held"})
+# Outcomes of the invocation in progress (an execution environment runs one invocation at a time).
+_outcomes: Counter[str] = Counter()
+
+
 def record_handler(record: Any) -> None:
     message = IntakeMessage.model_validate_json(record.body)
     for result in map_message(message, _store, _clock):
-        metrics.add_metric(name=f"Events_{result.outcome}", unit="Count", value=1)
-        logger.info("event mapped", extra={"channel": message.channel, "order_id": result.order_id,
-                                           "outcome": result.outcome, "status_before": result.status_before,
-                                           "status_after": result.status_after})
+        _outcomes[result.outcome] += 1
+        if result.outcome in _ATTENTION:
+            logger.warning("event needs attention", extra={"channel": message.channel, "order_id": result.order_id,
+                                                           "outcome": result.outcome, "status": result.status_after})
+        else:
+            logger.debug("event mapped", extra={"order_id": result.order_id, "outcome": result.outcome,
+                                                "status_before": result.status_before,
+                                                "status_after": result.status_after})
 
 
 @lambda_entry()
 def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+    _outcomes.clear()
+    try:
+        return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                        context=context)
+    finally:
+        # One metric per outcome and one log line per batch; the per-event record is the order's event log.
+        for outcome, count in _outcomes.items():
+            metrics.add_metric(name=f"Events_{outcome}", unit="Count", value=count)
+        logger.info("batch mapped", extra={"outcomes": dict(_outcomes), "records": len(event.get("Records", []))})
