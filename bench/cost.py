@@ -289,8 +289,26 @@ def setup_dispatcher(config) -> Any:
     return dispatcher
 
 
+def _bill_ingest(bill, rec, handler, label: str, sends, secret: str) -> None:
+    """HTTP API -> an ingest handler -> SendMessage, billed under `label` (ours and the anchor alike)."""
+    from infra.traffic import mall_headers
+
+    ctx = FakeLambdaContext(physical("webhook_ingest"), _mem("webhook_ingest"))
+    with _Capture() as cap:
+        for s in sends:
+            n0 = len(rec.calls)
+            reply, cpu_s = _timed(handler, apigw_v2_event(s.body, mall_headers(secret, s.body)), ctx)
+            if reply["statusCode"] != 200:
+                raise RuntimeError(reply)
+            bill.http_api += 1
+            bill.invoke(label, _mem("webhook_ingest"), cpu_s, rec.calls[n0:])
+    bill.log_bytes[label] += cap.bytes
+    for c in rec.calls:
+        bill.sqs_requests["SendMessage intake"] += _chunks64k(c.size)
+
+
 def run_ours(config, sends: list, dispatcher) -> FlowResult:
-    from infra.traffic import mall_headers, mall_secret
+    from infra.traffic import mall_secret
     from orderhub.bus.publisher import EventBridgePublisher
     from orderhub.intake import IntakeQueue
     from orderhub.store.orders import DynamoOrderStore
@@ -304,18 +322,7 @@ def run_ours(config, sends: list, dispatcher) -> FlowResult:
     ingest = importlib.import_module("functions.webhook_ingest.handler")
     sqs = FakeSQS(rec)
     ingest._queue = IntakeQueue(env["INTAKE_QUEUE_URL"], client=sqs)
-    ctx = FakeLambdaContext(physical("webhook_ingest"), _mem("webhook_ingest"))
-    with _Capture() as cap:
-        for s in sends:
-            n0 = len(rec.calls)
-            reply, cpu_s = _timed(ingest.lambda_handler, apigw_v2_event(s.body, mall_headers(secret, s.body)), ctx)
-            if reply["statusCode"] != 200:
-                raise RuntimeError(reply)
-            bill.http_api += 1
-            bill.invoke("webhook_ingest", _mem("webhook_ingest"), cpu_s, rec.calls[n0:])
-    bill.log_bytes["webhook_ingest"] += cap.bytes
-    for c in rec.calls:
-        bill.sqs_requests["SendMessage intake"] += _chunks64k(c.size)
+    _bill_ingest(bill, rec, ingest.lambda_handler, "webhook_ingest", sends, secret)
     bodies = [m["MessageBody"] for m in sqs.sent]
     attrs = [message_attributes_for_lambda(m["MessageAttributes"]) for m in sqs.sent]
     rec.clear()
@@ -369,7 +376,7 @@ def run_ours(config, sends: list, dispatcher) -> FlowResult:
 
 def run_anchor(config, sends: list, dispatcher) -> FlowResult:
     from bench.anchors import AnchorIngest, AnchorMapper
-    from infra.traffic import mall_headers, mall_secret
+    from infra.traffic import mall_secret
 
     bill = Bill(events=len(sends))
     rec = Recorder()
@@ -378,18 +385,7 @@ def run_anchor(config, sends: list, dispatcher) -> FlowResult:
     env = apply_environment("webhook_ingest", config)
     sqs = FakeSQS(rec)
     ingest = AnchorIngest(sqs, env["INTAKE_QUEUE_URL"], config.config_prefix, config.secrets_prefix)
-    ctx = FakeLambdaContext(physical("webhook_ingest"), _mem("webhook_ingest"))
-    with _Capture() as cap:
-        for s in sends:
-            n0 = len(rec.calls)
-            reply, cpu_s = _timed(ingest.lambda_handler, apigw_v2_event(s.body, mall_headers(secret, s.body)), ctx)
-            if reply["statusCode"] != 200:
-                raise RuntimeError(reply)
-            bill.http_api += 1
-            bill.invoke("ingest (anchor)", _mem("webhook_ingest"), cpu_s, rec.calls[n0:])
-    bill.log_bytes["ingest (anchor)"] += cap.bytes
-    for c in rec.calls:
-        bill.sqs_requests["SendMessage intake"] += _chunks64k(c.size)
+    _bill_ingest(bill, rec, ingest.lambda_handler, "ingest (anchor)", sends, secret)
     rec.clear()
 
     # The anchor's queue message carries the request; re-wrap it as the IntakeMessage both mappers read.
