@@ -12,7 +12,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -22,12 +22,29 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG_PATH = REPO_ROOT / "config" / "local.toml"
 
 
+class FieldRulesConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    drop: list[str] = Field(default_factory=list)
+    rename: dict[str, str] = Field(default_factory=dict)
+    ignore: list[str] = Field(default_factory=list)
+
+
 class ChannelConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     secrets: Annotated[list[str], Field(min_length=1)]
     timestamp_tolerance_s: Annotated[int, Field(gt=0, le=3600)] = 300
     allowed_ips: list[str] = Field(default_factory=list)
+    # The public half of the credentials where a platform signs with both (Douyin app_key,
+    # Youzan client_id, Taobao/JD/PDD app key).
+    app_key: str = ""
+    # Schema-drift answers (ING-7): {drop = [...], rename = {new = old}, ignore = [...]}.
+    field_rules: FieldRulesConfig = Field(default_factory=lambda: FieldRulesConfig())
+    # Channel-specific settings, documented in the channel's module (e.g. pull shops, gateway URL).
+    options: dict[str, Any] = Field(default_factory=dict)
+    # Channel-specific secrets beside the signing secrets (e.g. per-shop access tokens).
+    secret_options: dict[str, Any] = Field(default_factory=dict)
 
 
 class SubscriberConfig(BaseModel):
@@ -80,9 +97,11 @@ class HubConfig(BaseModel):
         secrets: dict[str, str] = {}
         for name, ch in self.channels.items():
             params[f"{self.config_prefix}/channels/{name}"] = json.dumps(
-                {"timestamp_tolerance_s": ch.timestamp_tolerance_s, "allowed_ips": ch.allowed_ips}
+                {"timestamp_tolerance_s": ch.timestamp_tolerance_s, "allowed_ips": ch.allowed_ips,
+                 "app_key": ch.app_key, "field_rules": ch.field_rules.model_dump(), "options": ch.options}
             )
-            secrets[f"{self.secrets_prefix}/channels/{name}"] = json.dumps({"secrets": ch.secrets})
+            secrets[f"{self.secrets_prefix}/channels/{name}"] = json.dumps(
+                {"secrets": ch.secrets, "options": ch.secret_options})
         for sub in self.subscribers:
             params[f"{self.config_prefix}/subscribers/{sub.name}"] = json.dumps(
                 {"endpoint": sub.endpoint, "backoff_seconds": sub.backoff_seconds, "timeout_s": sub.timeout_s,

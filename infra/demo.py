@@ -199,7 +199,7 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
         out("")
         out(f"Timeline of {sample['channel_order_id']} ({sample['order_id']}):")
         for stage in timeline["status_flow"]["stages"]:
-            out(f"  {stage['entered_at']}  {stage['status']:<16} {_duration(stage['seconds_in_stage'])}")
+            out(f"  {stage['entered_at']}  {stage['stage']:<16} {_duration(stage['seconds_in_stage'])}")
         out(f"  system event log: {len(timeline['event_log'])} entries, "
             f"{Counter(e['outcome'] for e in timeline['event_log'])}")
     finally:

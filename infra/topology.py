@@ -57,11 +57,21 @@ class Queue:
 
 
 @dataclass(frozen=True)
+class BucketNotification:
+    """Objects created under `prefix` are announced on an SQS queue (S3 event notification)."""
+
+    prefix: str
+    queue: str
+    suffix: str = ""
+
+
+@dataclass(frozen=True)
 class Bucket:
     name: str
     purpose: str
     # Objects expire after this many days (None: kept).
     expire_after_days: int | None = None
+    notifications: tuple[BucketNotification, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,7 +235,12 @@ def _by_name(items, name):
 
 ORDERS_TABLE = "orders"
 ORDER_EVENTS_TABLE = "order-events"
+POLL_STATE_TABLE = "poll-state"
+CHANNEL_HEALTH_TABLE = "channel-health"
 INTAKE_QUEUE = "intake"
+IMPORTS_QUEUE = "imports"
+IMPORTS_PREFIX = "imports/"
+PULL_CHANNELS = ("taobao", "jd", "pdd")
 PUBLISHER_FAILURES_QUEUE = "publisher-failures"
 BUS = "orderhub"
 DROPS_BUCKET = "drops"
@@ -234,6 +249,8 @@ DROPS_BUCKET = "drops"
 EVENT_SOURCE = "orderhub.orders"
 
 DISPATCHER_TIMEOUT_S = 30
+IMPORTER_TIMEOUT_S = 120
+POLLER_TIMEOUT_S = 240
 
 
 def subscriber_queue_name(subscriber: str) -> str:
@@ -259,13 +276,22 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
         # One item per order; its stream is the outbox for domain events.
         Table(ORDERS_TABLE, partition_key="order_id", stream="NEW_AND_OLD_IMAGES"),
         # The append-only system event log: one item per accepted channel event (raw kept for replay).
+        # Also holds one `waybill#<tracking no>` item per waybill seen, so carrier callbacks find
+        # their order with a GetItem (no index copying every write).
         # No index: a GSI would copy every log write and bill it again (see docs/decisions.md).
         Table(ORDER_EVENTS_TABLE, partition_key="order_id", sort_key="event_key", ttl_attribute="expires_at"),
+        # Per pulled shop: the watermark of the last window fully fetched (ING-5).
+        Table(POLL_STATE_TABLE, partition_key="shop_key"),
+        # Schema drift and mapping gaps per channel: one counter item per unknown field / code.
+        Table(CHANNEL_HEALTH_TABLE, partition_key="channel", sort_key="entry"),
     )
 
     queues = [
         Queue(INTAKE_QUEUE, visibility_timeout_s=_function_timeout_to_visibility(status_mapper_timeout)),
         Queue(PUBLISHER_FAILURES_QUEUE, visibility_timeout_s=30, is_dead_letter_only=True, retention_days=14),
+        # S3 announces each dropped import file here; a file that keeps failing is parked in the DLQ.
+        Queue(IMPORTS_QUEUE, visibility_timeout_s=_function_timeout_to_visibility(IMPORTER_TIMEOUT_S),
+              max_receive_count=3),
     ]
     rules = []
     dispatcher_triggers = []
@@ -305,9 +331,47 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
                 Access("table:write", ORDERS_TABLE),
                 Access("table:read", ORDER_EVENTS_TABLE),
                 Access("table:write", ORDER_EVENTS_TABLE),
+                Access("table:write", CHANNEL_HEALTH_TABLE),
             ),
             environment={**common_env, "ORDERS_TABLE": Ref("table", ORDERS_TABLE),
-                         "ORDER_EVENTS_TABLE": Ref("table", ORDER_EVENTS_TABLE)},
+                         "ORDER_EVENTS_TABLE": Ref("table", ORDER_EVENTS_TABLE),
+                         "CHANNEL_HEALTH_TABLE": Ref("table", CHANNEL_HEALTH_TABLE),
+                         "ORDERHUB_CONFIG_PREFIX": Ref("config_prefix"),
+                         "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
+            # Field rules (schema drift) are channel configuration.
+            reads_config=("channels",),
+        ),
+        Function(
+            "channel_poller",
+            "Every 5 minutes: pulls changed orders of each configured Taobao/JD/PDD shop by modified time.",
+            memory_mb=512,
+            timeout_s=POLLER_TIMEOUT_S,
+            access=(
+                Access("queue:send", INTAKE_QUEUE),
+                Access("table:read", POLL_STATE_TABLE),
+                Access("table:write", POLL_STATE_TABLE),
+            ),
+            environment={**common_env, "INTAKE_QUEUE_URL": Ref("queue_url", INTAKE_QUEUE),
+                         "POLL_STATE_TABLE": Ref("table", POLL_STATE_TABLE),
+                         "PULL_CHANNELS": ",".join(PULL_CHANNELS),
+                         "ORDERHUB_CONFIG_PREFIX": Ref("config_prefix"),
+                         "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
+            reads_config=("channels",),
+        ),
+        Function(
+            "file_importer",
+            "Imports CSV order files dropped in the bucket: all rows valid, or none enqueued and a per-row report.",
+            memory_mb=512,
+            timeout_s=IMPORTER_TIMEOUT_S,
+            triggers=(SqsTrigger(IMPORTS_QUEUE, batch_size=1),),
+            access=(
+                Access("queue:consume", IMPORTS_QUEUE),
+                Access("queue:send", INTAKE_QUEUE),
+                Access("bucket:read", DROPS_BUCKET),
+                Access("bucket:write", DROPS_BUCKET),
+            ),
+            environment={**common_env, "INTAKE_QUEUE_URL": Ref("queue_url", INTAKE_QUEUE),
+                         "DROPS_BUCKET": Ref("bucket", DROPS_BUCKET)},
         ),
         Function(
             "event_publisher",
@@ -373,11 +437,14 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
     schedules = (
         Schedule("hub-health", "rate(5 minutes)", "hub_health", timezone=business_tz,
                  description="Queue backlog and DLQ depth as metrics."),
+        Schedule("channel-poll", "rate(5 minutes)", "channel_poller", timezone=business_tz,
+                 description="Incremental pull of Taobao, JD and PDD shops (ING-5)."),
     )
 
     buckets = (
         Bucket(DROPS_BUCKET, purpose="File drops: CSV order imports, bank statements, settlement bills.",
-               expire_after_days=90),
+               expire_after_days=90,
+               notifications=(BucketNotification(IMPORTS_PREFIX, IMPORTS_QUEUE, suffix=".csv"),)),
     )
 
     return Topology(

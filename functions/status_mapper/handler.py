@@ -10,25 +10,33 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from collections import Counter
 from typing import Any
 
+from orderhub import settings
+from orderhub.channels.base import FieldRules
 from orderhub.clock import SystemClock
 from orderhub.mapping import map_message
 from orderhub.models.envelope import IntakeMessage
 from orderhub.observability import lambda_entry, logger, metrics
+from orderhub.store.health import ChannelHealth
 from orderhub.store.orders import DynamoOrderStore
 
 processor = BatchProcessor(event_type=EventType.SQS)
 _store = DynamoOrderStore()
+_health = ChannelHealth()
 _clock = SystemClock()
 
 
-_ATTENTION = frozenset({"unmapped", "status_held"})
+def _rules_for(channel: str) -> FieldRules:
+    return settings.channel_config(channel).field_rules
+
+
+_ATTENTION = frozenset({"unmapped", "status_held", "refused"})
 # Outcomes of the invocation in progress (an execution environment runs one invocation at a time).
 _outcomes: Counter[str] = Counter()
 
 
 def record_handler(record: Any) -> None:
     message = IntakeMessage.model_validate_json(record.body)
-    for result in map_message(message, _store, _clock):
+    for result in map_message(message, _store, _clock, _rules_for, _health):
         _outcomes[result.outcome] += 1
         if result.outcome in _ATTENTION:
             logger.warning("event needs attention", extra={"channel": message.channel, "order_id": result.order_id,

@@ -6,7 +6,7 @@ import base64
 from typing import Any
 
 from orderhub import settings
-from orderhub.channels.base import ChannelSettings, InboundRequest
+from orderhub.channels.base import InboundRequest
 from orderhub.clock import SystemClock
 from orderhub.intake import IntakeQueue, accept_webhook
 from orderhub.observability import http_request_id, lambda_entry, logger, metrics
@@ -20,15 +20,6 @@ def _intake_queue() -> IntakeQueue:
     if _queue is None:
         _queue = IntakeQueue(settings.env("INTAKE_QUEUE_URL"))
     return _queue
-
-
-def _settings_for(channel: str) -> ChannelSettings:
-    document = settings.channel_settings(channel)
-    return ChannelSettings(
-        secrets=settings.channel_secrets(channel),
-        timestamp_tolerance_s=int(document.get("timestamp_tolerance_s", 300)),
-        allowed_ips=tuple(document.get("allowed_ips", ())),
-    )
 
 
 def _inbound(event: dict[str, Any]) -> InboundRequest:
@@ -49,7 +40,7 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request_id = event.get("requestContext", {}).get("requestId", "")
     metrics.add_dimension(name="channel", value=request.channel[:32] or "none")
     try:
-        result = accept_webhook(request, request_id, _settings_for, _intake_queue(), _clock)
+        result = accept_webhook(request, request_id, settings.channel_config, _intake_queue(), _clock)
     except Exception:
         # Nothing was stored: a 5xx makes the channel retry, which is what it is for.
         logger.exception("webhook not stored", extra={"channel": request.channel})

@@ -55,6 +55,9 @@ def accept_webhook(
     try:
         channel = get_channel(request.channel)
     except UnknownChannel:
+        channel = None
+    if channel is None or not channel.push:
+        # Pulled and file channels have no webhook: the same answer as a channel that does not exist.
         return IntakeResult(Reply(404, '{"message":"unknown channel"}'), rejection="unknown channel")
     try:
         channel.check_size(request)
@@ -62,7 +65,7 @@ def accept_webhook(
         channel.check_source_ip(request, settings)
         now = clock.now()
         channel.authenticate(request, settings, now)
-        events = channel.parse(request.body, request.headers)
+        events = channel.parse(request.body, request.headers, settings.field_rules)
     except ChannelRejection as rejection:
         return IntakeResult(channel.rejected(rejection), rejection=rejection.reason)
 

@@ -1,63 +1,105 @@
 """Status mapping: an intake message becomes merged facts on one canonical order, logged.
 
-For each normalised event: read the order, merge, append the event to the order's log (its
-key makes a redelivered event a no-op), then write the order back if it changed, conditional
-on the version read. A crash between the two writes is repaired by the redelivery: the log
-entry is already there, the merge is idempotent, so the order write happens then.
-The order write is what the stream turns into domain events; an unchanged order is not
-written, so a duplicate produces no event.
+For each normalised event: find its order, read it, merge, append the event to the order's log
+(its key makes a redelivered event a no-op), then write the order back if it changed,
+conditional on the version read. A crash between the two writes is repaired by the
+redelivery: the log entry is already there, the merge is idempotent, so the order write
+happens then. The order write is what the stream turns into domain events; an unchanged order
+is not written, so a duplicate produces no event.
+
+Codes a channel's table does not know (gaps) and payload fields its schema does not know
+(drift) are counted per channel for the reports; the event's known facts still apply.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Protocol
 
 from orderhub.channels import get_channel
+from orderhub.channels.base import NO_RULES, FieldRules
 from orderhub.clock import Clock, utc_iso
-from orderhub.lifecycle.machine import apply_event, hub_order_id
+from orderhub.lifecycle.machine import apply_event, carries_facts, hub_order_id, refused_kinds
 from orderhub.models.envelope import IntakeMessage
-from orderhub.models.order import OrderEvent
+from orderhub.models.order import Order, OrderEvent
 from orderhub.store.orders import ConflictError, EventLogEntry, OrderStore, epoch_seconds
 
 MAX_CONFLICT_RETRIES = 8
 DEFAULT_LOG_RETENTION_DAYS = 5 * 365
+_RETENTION_DAYS = int(os.environ.get("EVENT_LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS))
+
+
+class OrderNotFound(LookupError):
+    """The event names an order the hub has not seen yet (a carrier callback before the waybill).
+
+    Raised so the intake message is retried later and, if the order never appears, parked in
+    the DLQ with an alarm: never dropped.
+    """
+
+
+class HealthRecorder(Protocol):
+    def record(self, channel: str, drift: tuple[str, ...], gaps: tuple[str, ...], event_id: str, at: str) -> None: ...
+
+
+RulesSource = Callable[[str], FieldRules]
 
 
 @dataclass(frozen=True)
 class MappingOutcome:
     order_id: str
-    outcome: str  # applied | duplicate | no_change | unmapped | status_held
+    outcome: str  # applied | duplicate | no_change | unmapped | status_held | refused
     status_before: str | None
     status_after: str | None
 
 
-def map_message(message: IntakeMessage, store: OrderStore, clock: Clock) -> list[MappingOutcome]:
+def map_message(message: IntakeMessage, store: OrderStore, clock: Clock,
+                rules_for: RulesSource | None = None, health: HealthRecorder | None = None) -> list[MappingOutcome]:
     channel = get_channel(message.channel)
-    events = channel.parse(message.body, message.headers)
-    return [apply_to_store(event, message, store, clock) for event in events]
+    rules = rules_for(channel.name) if rules_for is not None else NO_RULES
+    events = channel.parse(message.body, message.headers, rules)
+    outcomes = []
+    for event in events:
+        if health is not None and (event.drift or event.gaps):
+            health.record(event.reporter, event.drift, event.gaps, event.event_id, message.received_at)
+        outcomes.append(apply_to_store(event, message, store, clock))
+    return outcomes
+
+
+def target_order_id(event: OrderEvent, store: OrderStore) -> str:
+    if event.order_id:
+        return event.order_id
+    if event.channel_order_id:
+        return hub_order_id(event.channel, event.channel_order_id)
+    assert event.logistics is not None  # the model insists on one of the three
+    found = store.order_of_waybill(event.logistics.tracking_no)
+    if found is None:
+        raise OrderNotFound(f"no order has waybill {event.logistics.tracking_no} yet")
+    return found
+
+
+def _waybills(order: Order) -> set[str]:
+    numbers = {p.tracking_no for p in order.packages.values() if p.tracking_no}
+    if order.tracking_no:
+        numbers.add(order.tracking_no)
+    return numbers
 
 
 def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore, clock: Clock) -> MappingOutcome:
-    order_id = hub_order_id(event.channel, event.channel_order_id)
+    order_id = target_order_id(event, store)
     logged = False
     for _ in range(MAX_CONFLICT_RETRIES):
         current = store.get_order(order_id)
+        if current is None and not event.channel_order_id:
+            raise OrderNotFound(f"order {order_id} is not in the hub yet")
         before = current.status.value if current else None
-        if event.kind is None:
-            # A code with no mapping: logged as a gap, the order keeps its last good status.
-            new = store.append_event(_entry(order_id, event, message, clock, "unmapped", before, before,
-                                            f"no mapping for {event.channel} code {event.channel_code!r}"))
-            return MappingOutcome(order_id, "unmapped" if new else "duplicate", before, before)
-
-        merged, transition = apply_event(current, event)
-        # The merge starts from `current`, bookkeeping included, so plain equality means "no change".
-        changed = merged != current
-        if transition.held_back_from is not None:
-            outcome, note = "status_held", f"facts say {transition.held_back_from}; status never moves back"
-        else:
-            outcome, note = ("applied" if changed else "no_change"), ""
+        merged, transition = apply_event(current, event, order_id)
+        # The merge starts from `current`, bookkeeping included, so plain equality means "no change";
+        # an event that carries no facts never creates an order.
+        changed = merged != current and carries_facts(event)
+        outcome, note = _outcome(event, changed, transition.held_back_from)
         if not logged:
             logged = True
             first_time = store.append_event(
@@ -74,6 +116,10 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
             "created_in_hub_at": current.created_in_hub_at if current else now,
             "updated_in_hub_at": now,
         })
+        # Link new waybills before the order write: a carrier callback that finds the waybill
+        # then always finds the order's facts too (or is retried until it does).
+        for tracking_no in _waybills(stored) - (_waybills(current) if current else set()):
+            store.link_waybill(tracking_no, order_id, _expiry(clock))
         try:
             store.put_order(stored, expected_version=version)
         except ConflictError:
@@ -82,17 +128,43 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
     raise ConflictError(f"{order_id}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
 
 
+def _outcome(event: OrderEvent, changed: bool, held_back_from: object) -> tuple[str, str]:
+    notes = []
+    if event.gaps:
+        notes.append(f"no mapping for {event.reporter} {', '.join(event.gaps)}")
+    refused = refused_kinds(event)
+    if refused:
+        notes.append(f"{event.reporter} may not report {', '.join(refused)}; ignored")
+    if held_back_from is not None:
+        notes.append(f"facts say {held_back_from}; status never moves back")
+        return "status_held", "; ".join(notes)
+    if changed:
+        return "applied", "; ".join(notes)
+    if refused:
+        return "refused", "; ".join(notes)
+    if event.gaps:
+        # Nothing known came with it: the order keeps its last good status.
+        return "unmapped", "; ".join(notes)
+    return "no_change", "; ".join(notes)
+
+
+def _expiry(clock: Clock) -> int:
+    return epoch_seconds(clock.now() + timedelta(days=_RETENTION_DAYS))
+
+
 def _entry(order_id: str, event: OrderEvent, message: IntakeMessage, clock: Clock, outcome: str,
            before: str | None, after: str | None, note: str) -> EventLogEntry:
     event_time = utc_iso(event.event_time)
-    retention = int(os.environ.get("EVENT_LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS))
+    source = event.reporter
+    # Event ids are unique per reporter: a warehouse's id must not collide with the shop's.
+    log_id = event.event_id if source == event.channel else f"{source}:{event.event_id}"
     return EventLogEntry(
         order_id=order_id,
-        event_key=EventLogEntry.key_for(event_time, event.event_id),
-        channel=event.channel,
+        event_key=EventLogEntry.key_for(event_time, log_id),
+        channel=source,
         channel_event_id=event.event_id,
         channel_code=event.channel_code,
-        kind=event.kind.value if event.kind else None,
+        kind="+".join(event.kinds) or None,
         event_time=event_time,
         received_at=message.received_at,
         outcome=outcome,
@@ -101,5 +173,5 @@ def _entry(order_id: str, event: OrderEvent, message: IntakeMessage, clock: Cloc
         note=note,
         raw_body=message.body,
         raw_headers=message.headers,
-        expires_at=epoch_seconds(clock.now() + timedelta(days=retention)),
+        expires_at=_expiry(clock),
     )

@@ -5,18 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from orderhub.lifecycle.machine import effective_hold
 from orderhub.lifecycle.traceback import traceback
 from orderhub.models.order import Order
 from orderhub.store.orders import EventLogEntry
 
 # Merge bookkeeping that says nothing to a reader of the order.
-_INTERNAL = {"details_stamp", "payment_stamp", "shipment_stamp", "refunds"}
+_INTERNAL = {"details_stamp", "payment_stamp", "deposit_stamp", "shipment_stamp", "hold_stamp", "region_stamp",
+             "logistics_stamp", "aftersales", "packages"}
 
 
 def order_view(order: Order) -> dict[str, Any]:
     view = order.model_dump(mode="json", exclude=_INTERNAL)
-    view["refunds"] = [{"refund_id": rid, "amount": r.amount, "at": r.stamp.at}
-                       for rid, r in sorted(order.refunds.items(), key=lambda kv: kv[1].stamp.key())]
+    view["hold_reason"] = effective_hold(order)
+    view["aftersales"] = [{"case_id": cid, "state": c.state.value, "type": c.type.value, "amount": c.amount,
+                           "reason": c.reason, "channel_state": c.channel_state, "opened_at": c.opened_at,
+                           "updated_at": c.stamp.at}
+                          for cid, c in sorted(order.aftersales.items(), key=lambda kv: kv[1].opened_at)]
+    view["packages"] = [{"package_id": pid, "outbound_at": p.at, "warehouse": p.warehouse, "carrier": p.carrier,
+                         "tracking_no": p.tracking_no,
+                         "lines": [{"sku": li.sku, "quantity": li.quantity} for li in p.lines]}
+                        for pid, p in sorted(order.packages.items(), key=lambda kv: kv[1].at)]
     return view
 
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orderhub.channels.base import ChannelSettings
 
 CONFIG_MAX_AGE_S = 60
 
@@ -43,14 +47,33 @@ def _secret(name: str) -> str:
 
 
 def channel_settings(channel: str) -> dict[str, Any]:
-    """Non-secret per-channel settings: timestamp tolerance, IP allow-list."""
+    """Non-secret per-channel settings: timestamp tolerance, IP allow-list, app key, field rules, options."""
     return _parameter(f"{env('ORDERHUB_CONFIG_PREFIX')}/channels/{channel}")
 
 
-def channel_secrets(channel: str) -> list[str]:
-    """The channel's signing secrets, current first (more than one during a rotation)."""
-    document = json.loads(_secret(f"{env('ORDERHUB_SECRETS_PREFIX')}/channels/{channel}"))
-    return list(document["secrets"])
+_built: dict[str, tuple[float, ChannelSettings]] = {}
+
+
+def channel_config(channel: str) -> ChannelSettings:
+    """Everything a channel module needs, built once per `CONFIG_MAX_AGE_S` (the hot path reuses it)."""
+    cached = _built.get(channel)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < CONFIG_MAX_AGE_S:
+        return cached[1]
+    from orderhub.channels.base import ChannelSettings, FieldRules
+
+    document = channel_settings(channel)
+    secret = json.loads(_secret(f"{env('ORDERHUB_SECRETS_PREFIX')}/channels/{channel}"))
+    built = ChannelSettings(
+        secrets=tuple(secret["secrets"]),
+        timestamp_tolerance_s=int(document.get("timestamp_tolerance_s", 300)),
+        allowed_ips=tuple(document.get("allowed_ips", ())),
+        app_key=str(document.get("app_key", "")),
+        field_rules=FieldRules.from_document(document.get("field_rules")),
+        options={**document.get("options", {}), **secret.get("options", {})},
+    )
+    _built[channel] = (now, built)
+    return built
 
 
 def subscriber_settings(subscriber: str) -> dict[str, Any]:

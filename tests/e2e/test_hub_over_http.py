@@ -68,7 +68,7 @@ def test_a_signed_webhook_becomes_an_order_with_status_and_timeline(stack):
     status, timeline = get(stack, f"/orders/{order['order_id']}/timeline")
     assert status == 200
     assert [e["channel_event_id"] for e in timeline["event_log"]] == [e["event_id"] for e in story.events]
-    assert timeline["status_flow"]["current_status"] == story.expect["status"]
+    assert timeline["status_flow"]["status"] == story.expect["status"]
     assert get(stack, f"/orders/{order['order_id']}") == (200, order)
 
 

@@ -77,8 +77,8 @@ def test_events_become_one_canonical_order_with_its_timeline(hub):
     assert order["total_amount"] == 39900 and order["refunded_amount"] == 39900
     timeline = body_json(hub.invoke("orders_api", hub.api_event(f"/orders/{order['order_id']}/timeline",
                                                                 token=hub.config.ops_token)))
-    assert [st["status"] for st in timeline["status_flow"]["stages"]] == \
-        ["PENDING_PAYMENT", "PAID", "SHIPPED", "DELIVERED", "CLOSED"]
+    assert [st["stage"] for st in timeline["status_flow"]["stages"]] == \
+        ["ORDERED", "PAID", "SHIP_REQUESTED", "DELIVERED", "CLOSED"]
     assert [e["channel_event_id"] for e in timeline["event_log"]] == [e["event_id"] for e in s.events]
 
 

@@ -142,16 +142,23 @@ def test_every_sample_story_ends_where_the_story_says():
         assert order.payment_status.value == story.expect["payment_status"], story.order_no
 
 
-def test_a_cancellation_after_the_goods_went_out_does_not_cancel():
-    order, _ = fold([normalise(r) for r in [created(), paid(), shipped(minutes=60),
-                                              mall_event(4, "order.cancelled", 90)]])
-    assert order.status.value == "SHIPPED"
+def test_the_shop_marking_an_order_shipped_is_a_ship_request_not_a_shipment():
+    # ST-4: only the warehouse's physical outbound makes an order SHIPPED
+    order, _ = fold([normalise(r) for r in [created(), paid(), shipped(minutes=60)]])
+    assert (order.status.value, order.fulfillment_status.value) == ("PAID", "SHIP_REQUESTED")
 
 
-def test_a_corrected_waybill_wins_and_the_first_shipping_time_stays():
+def test_a_cancellation_after_a_ship_request_still_cancels():
+    # The parcel had not left: the cancellation stands, whatever order the two arrive in
+    events = [normalise(r) for r in [created(), paid(), shipped(minutes=60), mall_event(4, "order.cancelled", 90)]]
+    assert fold(events)[0].status.value == "CANCELLED"
+    assert fold(list(reversed(events)))[0].status.value == "CANCELLED"
+
+
+def test_a_corrected_waybill_wins_and_the_first_ship_request_time_stays():
     order, _ = fold([normalise(r) for r in reversed(_waybill_corrected())])
     assert order.tracking_no == "SF002"
-    assert order.milestones.shipped_at == "2026-11-21T02:00:00.000+00:00"
+    assert order.milestones.ship_requested_at == "2026-11-21T02:00:00.000+00:00"
 
 
 def test_refunds_add_up_by_refund_id_and_a_repeated_refund_counts_once():

@@ -12,7 +12,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from orderhub.lifecycle.statuses import AftersaleStatus, FulfillmentStatus, OrderStatus, PaymentStatus
+from orderhub.lifecycle.machine import effective_hold
+from orderhub.lifecycle.statuses import (
+    AftersaleStatus,
+    FulfillmentStatus,
+    LogisticsStatus,
+    OrderStatus,
+    PaymentStatus,
+)
 from orderhub.models.order import Order, OrderLine, Region
 from orderhub.store.order_item import order_from_item
 
@@ -38,9 +45,12 @@ class OrderChange(BaseModel):
     previous_status: OrderStatus | None
     payment_status: PaymentStatus
     fulfillment_status: FulfillmentStatus
+    logistics_status: LogisticsStatus
     aftersale_status: AftersaleStatus
+    hold_reason: str  # why it is ON_HOLD ("" otherwise)
     currency: str
     total_amount: int
+    deposit_amount: int
     paid_amount: int
     refunded_amount: int
     lines: tuple[OrderLine, ...]
@@ -71,8 +81,10 @@ def _change(detail_type: DetailType, new: Order, previous_status: OrderStatus | 
         order_id=new.order_id, order_version=new.version, channel=new.channel,
         channel_order_id=new.channel_order_id, shop_id=new.shop_id, status=new.status,
         previous_status=previous_status, payment_status=new.payment_status,
-        fulfillment_status=new.fulfillment_status, aftersale_status=new.aftersale_status,
-        currency=new.currency, total_amount=new.total_amount, paid_amount=new.paid_amount,
+        fulfillment_status=new.fulfillment_status, logistics_status=new.logistics_status,
+        aftersale_status=new.aftersale_status, hold_reason=effective_hold(new),
+        currency=new.currency, total_amount=new.total_amount, deposit_amount=new.deposit_amount,
+        paid_amount=new.paid_amount,
         refunded_amount=new.refunded_amount, lines=new.lines, region=new.region, carrier=new.carrier,
         tracking_no=new.tracking_no, occurred_at=new.updated_in_hub_at,
     ))

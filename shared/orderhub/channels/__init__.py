@@ -12,7 +12,20 @@ from orderhub.channels.base import Channel
 
 # name in the URL path -> module under orderhub.channels
 CHANNEL_MODULES: dict[str, str] = {
+    # pushed to POST /webhooks/{channel}
     "mall": "orderhub.channels.mall",
+    "douyin": "orderhub.channels.douyin",
+    "youzan": "orderhub.channels.youzan",
+    "shopify": "orderhub.channels.shopify",
+    "woocommerce": "orderhub.channels.woocommerce",
+    "kuaidi100": "orderhub.channels.kuaidi100",
+    "wms": "orderhub.channels.wms",
+    # pulled by channel_poller (no webhook route)
+    "taobao": "orderhub.channels.taobao",
+    "jd": "orderhub.channels.jd",
+    "pdd": "orderhub.channels.pdd",
+    # CSV files (orderhub import, S3 drop)
+    "import": "orderhub.channels.file_import",
 }
 
 

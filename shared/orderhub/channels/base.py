@@ -7,14 +7,17 @@ else in the pipeline knows one channel from another.
 
 from __future__ import annotations
 
+import copy
 import hmac
 import ipaddress
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from orderhub.models.order import OrderEvent
+if TYPE_CHECKING:
+    from orderhub.models.order import OrderEvent
 
 
 class ChannelRejection(Exception):
@@ -51,10 +54,39 @@ class InboundRequest:
 
 
 @dataclass(frozen=True)
+class FieldRules:
+    """Per-channel answers to schema drift (ING-7), from configuration.
+
+    Paths are dotted, `[]` standing for every element of a list (`data.items[].sku`).
+    - drop: removed before parsing, so a new field can never leak into what the hub keeps;
+    - rename: new path -> the known path it replaces (the value moves before parsing);
+    - ignore: known to be there and of no interest: not reported as drift.
+    """
+
+    drop: tuple[str, ...] = ()
+    rename: Mapping[str, str] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any] | None) -> FieldRules:
+        document = document or {}
+        return cls(drop=tuple(document.get("drop", ())), rename=dict(document.get("rename", {})),
+                   ignore=tuple(document.get("ignore", ())))
+
+
+NO_RULES = FieldRules()
+
+
+@dataclass(frozen=True)
 class ChannelSettings:
+    """A channel's configuration: SSM document + Secrets Manager secret, read at run time."""
+
     secrets: Sequence[str]
     timestamp_tolerance_s: int = 300
     allowed_ips: Sequence[str] = ()
+    app_key: str = ""  # the public half of the credentials where the platform signs with both
+    field_rules: FieldRules = NO_RULES
+    options: Mapping[str, Any] = field(default_factory=dict)  # channel-specific, documented per module
 
 
 @dataclass(frozen=True)
@@ -71,14 +103,22 @@ class Channel:
     max_body_bytes: int = 256 * 1024
     # Headers kept with the raw body so a stored request can be verified and replayed as it came.
     kept_headers: tuple[str, ...] = ()
-    # Channel event code -> EventKind name. Data, not code: a new code is a new row here.
-    status_map: Mapping[str, str] = {}
+    # False for channels the hub pulls (taobao, jd, pdd) or reads from files: no webhook route.
+    push: bool = True
+    # Every field path of the channel's payload the hub knows of (dotted, `[]` for list
+    # elements). Anything else in a payload is schema drift: counted and reported (ING-7).
+    known_fields: frozenset[str] = frozenset()
 
     def authenticate(self, request: InboundRequest, settings: ChannelSettings, now: datetime) -> None:
         raise NotImplementedError
 
-    def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None) -> list[OrderEvent]:
-        """Channel payload -> normalised events. Raises Malformed with what is wrong."""
+    def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
+              rules: FieldRules = NO_RULES) -> list[OrderEvent]:
+        """Channel payload -> normalised events. Raises Malformed with what is wrong.
+
+        Apply `rules` with `prepare` before reading any field, and put its drift list on
+        every event produced.
+        """
         raise NotImplementedError
 
     def accepted(self) -> Reply:
@@ -102,6 +142,62 @@ class Channel:
     def check_size(self, request: InboundRequest) -> None:
         if len(request.body) > self.max_body_bytes:
             raise TooLarge(f"body larger than {self.max_body_bytes} bytes")
+
+    def prepare(self, payload: Any, rules: FieldRules) -> tuple[Any, tuple[str, ...]]:
+        """Apply the field rules, then list the paths the channel's schema does not know."""
+        if rules.drop or rules.rename:
+            payload = copy.deepcopy(payload)
+            for path in rules.drop:
+                _pop_path(payload, path.split("."))
+            for new, old in rules.rename.items():
+                for holder, value in _pop_path(payload, new.split(".")):
+                    _put_path(holder, old.split(".")[-1], value)
+        if not self.known_fields:
+            return payload, ()
+        ignored = set(rules.ignore)
+        unknown = sorted(p for p in field_paths(payload) if p not in self.known_fields and p not in ignored
+                         and not any(p.startswith(i + ".") or p.startswith(i + "[]") for i in ignored))
+        # Only the topmost unknown path of a new subtree is worth reporting.
+        top = [p for p in unknown if not any(p != q and (p.startswith(q + ".") or p.startswith(q + "[]"))
+                                             for q in unknown)]
+        return payload, tuple(top)
+
+
+def field_paths(value: Any, prefix: str = "") -> set[str]:
+    """Every dotted path in a JSON value; list elements are `[]`."""
+    paths: set[str] = set()
+    if isinstance(value, dict):
+        for key, child in value.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            paths.add(path)
+            paths |= field_paths(child, path)
+    elif isinstance(value, list):
+        for child in value:
+            paths |= field_paths(child, prefix + "[]")
+    return paths
+
+
+def _pop_path(value: Any, parts: list[str]) -> list[tuple[Any, Any]]:
+    """Remove the field at `parts` wherever it occurs; returns (parent, removed value) pairs."""
+    head, rest = parts[0], parts[1:]
+    if head.endswith("[]"):
+        head = head[:-2]
+        items = value.get(head) if isinstance(value, dict) else None
+        if not isinstance(items, list):
+            return []
+        if not rest:
+            return []
+        return [found for item in items for found in _pop_path(item, rest)]
+    if not isinstance(value, dict) or head not in value:
+        return []
+    if not rest:
+        return [(value, value.pop(head))]
+    return _pop_path(value[head], rest)
+
+
+def _put_path(holder: Any, key: str, value: Any) -> None:
+    if isinstance(holder, dict) and key not in holder:
+        holder[key] = value
 
 
 def compact_json(value: object) -> str:

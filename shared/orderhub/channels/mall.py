@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
@@ -22,9 +23,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orderhub.channels.base import (
+    NO_RULES,
     Channel,
     ChannelRejection,
     ChannelSettings,
+    FieldRules,
     InboundRequest,
     Malformed,
     Reply,
@@ -32,7 +35,7 @@ from orderhub.channels.base import (
     compact_json,
     constant_time_match,
 )
-from orderhub.lifecycle.statuses import EventKind
+from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import (
     AwareDatetime,
     MinorUnits,
@@ -116,14 +119,16 @@ class MallChannel(Channel):
     name = "mall"
     max_body_bytes = 64 * 1024
     kept_headers = (TIMESTAMP_HEADER, SIGNATURE_HEADER)
-    status_map: Mapping[str, str] = {
-        "order.created": EventKind.CREATED,
-        "order.paid": EventKind.PAID,
-        "order.shipped": EventKind.SHIPPED,
-        "order.delivered": EventKind.DELIVERED,
-        "order.completed": EventKind.COMPLETED,
-        "order.cancelled": EventKind.CANCELLED,
-        "order.refunded": EventKind.REFUNDED,
+    # event_type -> the milestones it reports. "order.shipped" is the shop marking the order
+    # shipped: a ship request until the warehouse reports the physical outbound (ST-4).
+    status_map: Mapping[str, tuple[EventKind, ...]] = {
+        "order.created": (EventKind.CREATED,),
+        "order.paid": (EventKind.PAID,),
+        "order.shipped": (EventKind.SHIP_REQUESTED,),
+        "order.delivered": (EventKind.DELIVERED,),
+        "order.completed": (EventKind.COMPLETED,),
+        "order.cancelled": (EventKind.CANCELLED,),
+        "order.refunded": (),  # the refund itself is the fact (an after-sale case, REFUNDED)
     }
 
     def authenticate(self, request: InboundRequest, settings: ChannelSettings, now: datetime) -> None:
@@ -146,7 +151,14 @@ class MallChannel(Channel):
         if not constant_time_match(expected, signature):
             raise Unauthorized("signature does not match")
 
-    def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None) -> list[OrderEvent]:
+    def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
+              rules: FieldRules = NO_RULES) -> list[OrderEvent]:
+        if rules.drop or rules.rename:
+            try:
+                payload, _ = self.prepare(json.loads(body), rules)
+            except ValueError:
+                raise Malformed("body is not JSON") from None
+            body = json.dumps(payload).encode()
         try:
             hook = MallWebhook.model_validate_json(body)
         except ValidationError as exc:
@@ -155,9 +167,11 @@ class MallChannel(Channel):
 
     def _normalise(self, hook: MallWebhook) -> OrderEvent:
         o = hook.order
+        kinds = self.status_map.get(hook.event_type)
         event: dict = {"channel": self.name, "channel_order_id": o.order_no, "shop_id": hook.shop_id,
                        "event_id": hook.event_id, "channel_code": hook.event_type,
-                       "kind": self.status_map.get(hook.event_type), "event_time": hook.event_time}
+                       "kinds": kinds or (), "gaps": () if kinds is not None else (f"event_type={hook.event_type}",),
+                       "event_time": hook.event_time}
         if o.lines is not None and o.currency is not None and o.total_amount is not None:
             receiver = o.receiver
             event["details"] = {"currency": o.currency, "total_amount": o.total_amount, "lines": o.lines,
@@ -169,7 +183,9 @@ class MallChannel(Channel):
         if o.shipment:
             event["shipment"] = {"carrier": o.shipment.carrier, "tracking_no": o.shipment.tracking_no}
         if o.refund:
-            event["refund"] = {"refund_id": o.refund.refund_id, "amount": o.refund.amount, "reason": o.refund.reason}
+            event["aftersales"] = ({"case_id": o.refund.refund_id, "state": AftersaleState.REFUNDED,
+                                    "type": AftersaleType.REFUND_ONLY, "amount": o.refund.amount,
+                                    "reason": o.refund.reason, "channel_state": hook.event_type},)
         return OrderEvent.model_validate(event)  # one validation in pydantic-core for the whole event
 
     def accepted(self) -> Reply:

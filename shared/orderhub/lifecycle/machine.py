@@ -19,23 +19,31 @@ from functools import lru_cache
 
 from orderhub.clock import utc_iso
 from orderhub.lifecycle.statuses import (
+    AFTERSALE_ENDED,
+    RESERVED_KINDS,
     STATUS_RANK,
+    AftersaleState,
     AftersaleStatus,
     EventKind,
     FulfillmentStatus,
     OrderStatus,
     PaymentStatus,
 )
-from orderhub.models.order import Milestones, Order, OrderEvent, Refund, Stamp
+from orderhub.models.order import AftersaleCase, AftersaleFact, Milestones, Order, OrderEvent, Package, Stamp
 
 _MILESTONE_OF_KIND = {
     EventKind.CREATED: "created_at",
+    EventKind.DEPOSIT_PAID: "deposit_paid_at",
     EventKind.PAID: "paid_at",
-    EventKind.SHIPPED: "shipped_at",
+    EventKind.SHIP_REQUESTED: "ship_requested_at",
+    EventKind.OUTBOUND: "outbound_at",
+    EventKind.PICKED_UP: "picked_up_at",
     EventKind.DELIVERED: "delivered_at",
     EventKind.COMPLETED: "completed_at",
     EventKind.CANCELLED: "cancelled_at",
 }
+
+PRESALE_HOLD = "presale: balance due"
 
 # Fields the hub stamps when it stores an order; they say when the hub wrote, not what happened.
 HUB_BOOKKEEPING_FIELDS = frozenset({"version", "created_in_hub_at", "updated_in_hub_at"})
@@ -68,86 +76,176 @@ def _earliest(current: str | None, candidate: str) -> str:
     return candidate if current is None or candidate < current else current
 
 
-def merge_event(current: Order | None, event: OrderEvent) -> Order:
-    """The order with `event`'s facts merged in (statuses not yet derived). Pure."""
+def refused_kinds(event: OrderEvent) -> tuple[EventKind, ...]:
+    """Milestones the event claims but its reporter may not report (ST-4: only wms ships)."""
+    return tuple(k for k in event.kinds if k in RESERVED_KINDS and event.reporter not in RESERVED_KINDS[k])
+
+
+def carries_facts(event: OrderEvent) -> bool:
+    """Whether the event says anything the order keeps (an unmapped code alone says nothing)."""
+    refused = refused_kinds(event)
+    return (any(k not in refused for k in event.kinds) or bool(event.aftersales) or event.hold is not None
+            or any(f is not None for f in (event.details, event.payment, event.deposit, event.shipment,
+                                           event.region, event.logistics))
+            or (event.outbound is not None and EventKind.OUTBOUND not in refused))
+
+
+def merge_event(current: Order | None, event: OrderEvent, order_id: str | None = None) -> Order:
+    """The order with `event`'s facts merged in (statuses not yet derived). Pure.
+
+    Every fact merges commutatively: milestones keep the earliest time, snapshots the latest
+    (event time, event id), after-sale cases the latest report per case (REFUNDED sticks),
+    packages accumulate by package id.
+    """
     order = current or Order(
-        order_id=hub_order_id(event.channel, event.channel_order_id),
+        order_id=order_id or event.order_id or hub_order_id(event.channel, event.channel_order_id),
         channel=event.channel,
         channel_order_id=event.channel_order_id,
     )
-    if event.kind is None:
+    if not carries_facts(event):
         return order
     at = utc_iso(event.event_time)
     stamp = Stamp(at=at, event_id=event.event_id)
     update: dict = {}
+    refused = refused_kinds(event)
+    is_own_channel = event.reporter == order.channel or not order.channel
 
-    milestone = _MILESTONE_OF_KIND.get(event.kind)
-    if milestone is not None:
-        earliest = _earliest(getattr(order.milestones, milestone), at)
-        update["milestones"] = order.milestones.model_copy(update={milestone: earliest})
+    milestones: dict[str, str] = {}
+    for kind in event.kinds:
+        field = _MILESTONE_OF_KIND[kind]
+        if kind in refused:
+            continue
+        earliest = _earliest(getattr(order.milestones, field), at)
+        if earliest != getattr(order.milestones, field):
+            milestones[field] = earliest
+    if milestones:
+        update["milestones"] = order.milestones.model_copy(update=milestones)
 
     if event.details is not None and _newer(stamp, order.details_stamp):
         d = event.details
-        update |= {"currency": d.currency, "total_amount": d.total_amount, "lines": d.lines,
-                   "region": d.region, "details_stamp": stamp}
+        update |= {"currency": d.currency, "total_amount": d.total_amount, "lines": d.lines, "details_stamp": stamp}
+        if _newer(stamp, order.region_stamp):
+            update |= {"region": d.region, "region_stamp": stamp}
+    if event.region is not None and _newer(stamp, update.get("region_stamp", order.region_stamp)):
+        update |= {"region": event.region, "region_stamp": stamp}
     if event.payment is not None and _newer(stamp, order.payment_stamp):
-        update |= {"payment_transaction_id": event.payment.transaction_id,
+        update |= {"payment_transaction_id": event.payment.transaction_id or order.payment_transaction_id,
                    "paid_amount": event.payment.amount, "payment_stamp": stamp}
+    if event.deposit is not None and _newer(stamp, order.deposit_stamp):
+        update |= {"deposit_amount": event.deposit.amount, "deposit_stamp": stamp}
     if event.shipment is not None and _newer(stamp, order.shipment_stamp):
         update |= {"carrier": event.shipment.carrier, "tracking_no": event.shipment.tracking_no,
                    "shipment_stamp": stamp}
-    if event.refund is not None:
-        known = order.refunds.get(event.refund.refund_id)
-        if known is None or _newer(stamp, known.stamp):
-            refund = Refund(amount=event.refund.amount, stamp=stamp)
-            update["refunds"] = {**order.refunds, event.refund.refund_id: refund}
+    if event.hold is not None and is_own_channel and _newer(stamp, order.hold_stamp):
+        update |= {"hold_reason": event.hold, "hold_stamp": stamp}
+    if event.logistics is not None and _newer(stamp, order.logistics_stamp):
+        update |= {"logistics_status": event.logistics.state, "logistics_stamp": stamp}
+    if event.outbound is not None and EventKind.OUTBOUND not in refused:
+        o = event.outbound
+        known = order.packages.get(o.package_id)
+        package = Package(at=at, warehouse=o.warehouse, carrier=o.carrier, tracking_no=o.tracking_no, lines=o.lines)
+        # The earliest scan of a package is its outbound; ties broken by content, so any order agrees.
+        if known is None or (package.at, repr(package)) < (known.at, repr(known)):
+            update["packages"] = {**order.packages, o.package_id: package}
+    if event.aftersales:
+        cases = dict(order.aftersales)
+        for fact in event.aftersales:
+            cases[fact.case_id] = _merge_case(cases.get(fact.case_id), fact, stamp)
+        if cases != order.aftersales:
+            update["aftersales"] = cases
 
     # Provenance is the earliest event by channel time, so it too is independent of arrival order.
     if not order.source_event_id or (at, event.event_id) < (order.source_event_time, order.source_event_id):
         update |= {"source_event_id": event.event_id, "source_event_time": at}
-    if not order.shop_id and event.shop_id:
+    if not order.shop_id and event.shop_id and is_own_channel:
         update["shop_id"] = event.shop_id
     if at > order.last_event_time:
         update["last_event_time"] = at
-    return order.model_copy(update=update)
+    return order.model_copy(update=update) if update else order
+
+
+def _case_rank(state: AftersaleState, stamp: Stamp) -> tuple[bool, str, str]:
+    # Money paid out stays paid out: a REFUNDED report outranks any other report of the case,
+    # then the latest report wins. A total order, so merging cases is commutative.
+    return (state is AftersaleState.REFUNDED, *stamp.key())
+
+
+def _merge_case(known: AftersaleCase | None, fact: AftersaleFact, stamp: Stamp) -> AftersaleCase:
+    opened = stamp.at if known is None else min(known.opened_at, stamp.at)
+    if known is not None and _case_rank(known.state, known.stamp) >= _case_rank(fact.state, stamp):
+        return known if known.opened_at == opened else known.model_copy(update={"opened_at": opened})
+    return AftersaleCase(state=fact.state, type=fact.type, amount=fact.amount, reason=fact.reason,
+                         channel_state=fact.channel_state, stamp=stamp, opened_at=opened)
+
+
+def _shipped_fully(order: Order) -> bool:
+    """Whether the packages out of the warehouse cover every line (a package without lines is everything)."""
+    if not order.lines or any(not p.lines for p in order.packages.values()):
+        return True
+    shipped: dict[str, int] = {}
+    for package in order.packages.values():
+        for line in package.lines:
+            shipped[line.sku] = shipped.get(line.sku, 0) + line.quantity
+    needed: dict[str, int] = {}
+    for line in order.lines:
+        needed[line.sku] = needed.get(line.sku, 0) + line.quantity
+    return all(shipped.get(sku, 0) >= qty for sku, qty in needed.items())
 
 
 def derive(order: Order) -> Order:
     """Statuses and amounts as the facts say."""
     m: Milestones = order.milestones
-    refunded = sum(r.amount for r in order.refunds.values())
-    paid = m.paid_at is not None or order.payment_stamp is not None
+    cases = order.aftersales.values()
+    refunded = sum(c.amount for c in cases if c.state is AftersaleState.REFUNDED)
+    paid = m.paid_at is not None or order.payment_stamp is not None or m.completed_at is not None
+    deposit = m.deposit_paid_at is not None or order.deposit_stamp is not None
     paid_amount = order.paid_amount if order.payment_stamp is not None else (order.total_amount if paid else 0)
     basis = paid_amount or order.total_amount
     fully_refunded = refunded > 0 and basis > 0 and refunded >= basis
 
     if refunded > 0:
         payment = PaymentStatus.REFUNDED if fully_refunded else PaymentStatus.PARTIALLY_REFUNDED
-        aftersale = AftersaleStatus.REFUNDED if fully_refunded else AftersaleStatus.PARTIALLY_REFUNDED
+    elif paid:
+        payment = PaymentStatus.PAID
+    elif deposit:
+        payment = PaymentStatus.DEPOSIT_PAID
     else:
-        payment = PaymentStatus.PAID if paid else PaymentStatus.UNPAID
+        payment = PaymentStatus.UNPAID
+
+    if any(c.state not in AFTERSALE_ENDED for c in cases):
+        aftersale = AftersaleStatus.IN_PROGRESS
+    elif refunded > 0:
+        aftersale = AftersaleStatus.REFUNDED if fully_refunded else AftersaleStatus.PARTIALLY_REFUNDED
+    elif order.aftersales:
+        aftersale = AftersaleStatus.CLOSED
+    else:
         aftersale = AftersaleStatus.NONE
 
-    went_out = min((t for t in (m.shipped_at, m.delivered_at, m.completed_at) if t), default=None)
+    # ST-4: only a physical outbound (warehouse) or the carrier's first scan means the goods left.
+    went_out = m.outbound_at is not None or m.picked_up_at is not None
+    partial = went_out and m.picked_up_at is None and not _shipped_fully(order)
     if m.delivered_at or m.completed_at:
         fulfillment = FulfillmentStatus.DELIVERED
-    elif m.shipped_at:
-        fulfillment = FulfillmentStatus.SHIPPED
+    elif went_out:
+        fulfillment = FulfillmentStatus.PARTIALLY_SHIPPED if partial else FulfillmentStatus.SHIPPED
+    elif m.ship_requested_at:
+        fulfillment = FulfillmentStatus.SHIP_REQUESTED
     else:
         fulfillment = FulfillmentStatus.UNFULFILLED
 
-    # A cancellation counts only if it came before the goods went out (by the channel's clock).
-    cancelled = m.cancelled_at is not None and (went_out is None or m.cancelled_at < went_out)
-    if cancelled:
-        status = OrderStatus.CLOSED if fully_refunded else OrderStatus.CANCELLED
+    hold = bool(order.hold_reason) or (deposit and not paid)
+    if m.cancelled_at:
+        status = OrderStatus.CLOSED if (paid or deposit) and refunded > 0 and fully_refunded else OrderStatus.CANCELLED
     elif fully_refunded:
         status = OrderStatus.CLOSED
     elif m.completed_at:
         status = OrderStatus.COMPLETED
     elif m.delivered_at:
         status = OrderStatus.DELIVERED
-    elif m.shipped_at:
-        status = OrderStatus.SHIPPED
+    elif went_out:
+        status = OrderStatus.PARTIALLY_SHIPPED if partial else OrderStatus.SHIPPED
+    elif hold:
+        status = OrderStatus.ON_HOLD
     elif paid:
         status = OrderStatus.PAID
     else:
@@ -159,9 +257,18 @@ def derive(order: Order) -> Order:
     })
 
 
-def apply_event(current: Order | None, event: OrderEvent) -> tuple[Order, Transition]:
+def effective_hold(order: Order) -> str:
+    """Why an ON_HOLD order is held: the channel's reason, or the presale balance still due."""
+    if order.hold_reason:
+        return order.hold_reason
+    if order.status is OrderStatus.ON_HOLD and order.payment_status is PaymentStatus.DEPOSIT_PAID:
+        return PRESALE_HOLD
+    return ""
+
+
+def apply_event(current: Order | None, event: OrderEvent, order_id: str | None = None) -> tuple[Order, Transition]:
     """Merge one event and derive the statuses; the status never moves backwards."""
-    merged = derive(merge_event(current, event))
+    merged = derive(merge_event(current, event, order_id))
     before = current.status if current is not None else None
     if before is not None and STATUS_RANK[merged.status] < STATUS_RANK[before]:
         held = merged.status

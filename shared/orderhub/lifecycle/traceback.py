@@ -1,7 +1,9 @@
-"""Traceback (ST-5): the customer-visible status flow of one order, time spent per stage, where it is now.
+"""Traceback (ST-5): an order's customer-visible flow, time spent per stage, and where it is stuck now.
 
-Derived from the order's milestones (the channel's clock), so it reads the same whatever order
-the events arrived in.
+Derived from the order's milestones (the reporters' clocks), so it reads the same whatever order
+the events arrived in. The flow follows the goods, not the buttons: "ship requested" (a person
+or the channel marked it shipped) and "outbound" (the warehouse scanned it out) are separate
+stages, so the 17 hours a parcel waits on a packing table show up as 17 hours in one stage.
 """
 
 from __future__ import annotations
@@ -10,53 +12,81 @@ from datetime import datetime
 
 from pydantic import BaseModel
 
-from orderhub.lifecycle.statuses import OrderStatus
+from orderhub.lifecycle.statuses import AFTERSALE_ENDED, OrderStatus
 from orderhub.models.order import Order
 
-_STAGES: tuple[tuple[str, OrderStatus], ...] = (
-    ("created_at", OrderStatus.PENDING_PAYMENT),
-    ("paid_at", OrderStatus.PAID),
-    ("shipped_at", OrderStatus.SHIPPED),
-    ("delivered_at", OrderStatus.DELIVERED),
-    ("completed_at", OrderStatus.COMPLETED),
-    ("cancelled_at", OrderStatus.CANCELLED),
+# (milestone field, stage name, what the order waits for while in that stage)
+_FLOW: tuple[tuple[str, str, str], ...] = (
+    ("created_at", "ORDERED", "payment"),
+    ("deposit_paid_at", "DEPOSIT_PAID", "the balance payment"),
+    ("paid_at", "PAID", "a ship request"),
+    ("ship_requested_at", "SHIP_REQUESTED", "the warehouse's physical outbound scan"),
+    ("outbound_at", "OUTBOUND", "the carrier's first scan"),
+    ("picked_up_at", "WITH_CARRIER", "delivery"),
+    ("delivered_at", "DELIVERED", "the buyer's confirmation"),
+    ("completed_at", "COMPLETED", ""),
+    ("cancelled_at", "CANCELLED", ""),
 )
 
 
 class Stage(BaseModel):
-    status: str
+    stage: str
     entered_at: str
     seconds_in_stage: int | None  # None for the stage the order is in now
 
 
+class AftersaleFlow(BaseModel):
+    case_id: str
+    type: str
+    state: str
+    amount: int
+    opened_at: str
+    last_change_at: str
+    open: bool
+
+
 class Traceback(BaseModel):
+    status: str
     stages: list[Stage]
-    current_status: str
+    current_stage: str | None
     current_since: str | None
     seconds_in_current: int | None
+    waiting_for: str  # what the order is stuck waiting for ("" when it has ended)
+    aftersales: list[AftersaleFlow]
+
+
+def _seconds(start: str, end: str | datetime) -> int:
+    until = end if isinstance(end, datetime) else datetime.fromisoformat(end)
+    return int((until - datetime.fromisoformat(start)).total_seconds())
 
 
 def _closed_at(order: Order) -> str | None:
-    if order.status != OrderStatus.CLOSED or not order.refunds:
+    if order.status != OrderStatus.CLOSED:
         return None
-    return max(r.stamp.at for r in order.refunds.values())
+    refunded = [c.stamp.at for c in order.aftersales.values() if c.state.value == "REFUNDED"]
+    return max(refunded, default=None)
 
 
 def traceback(order: Order, now: datetime) -> Traceback:
-    reached = [(getattr(order.milestones, field), status) for field, status in _STAGES
-               if getattr(order.milestones, field)]
+    waits = {name: wait for _, name, wait in _FLOW}
+    reached = [(at, name) for field, name, _ in _FLOW if (at := getattr(order.milestones, field))]
     closed = _closed_at(order)
     if closed:
-        reached.append((closed, OrderStatus.CLOSED))
-    if order.status != OrderStatus.CANCELLED:
-        reached = [(at, s) for at, s in reached if s != OrderStatus.CANCELLED]
+        reached.append((closed, "CLOSED"))
+        waits["CLOSED"] = ""
     reached.sort()
-    stages = []
-    for i, (at, status) in enumerate(reached):
-        nxt = reached[i + 1][0] if i + 1 < len(reached) else None
-        seconds = int((datetime.fromisoformat(nxt) - datetime.fromisoformat(at)).total_seconds()) if nxt else None
-        stages.append(Stage(status=status.value, entered_at=at, seconds_in_stage=seconds))
-    current_since = reached[-1][0] if reached else None
-    in_current = int((now - datetime.fromisoformat(current_since)).total_seconds()) if current_since else None
-    return Traceback(stages=stages, current_status=order.status.value, current_since=current_since,
-                     seconds_in_current=in_current)
+    stages = [Stage(stage=name, entered_at=at,
+                    seconds_in_stage=_seconds(at, reached[i + 1][0]) if i + 1 < len(reached) else None)
+              for i, (at, name) in enumerate(reached)]
+    current = reached[-1] if reached else None
+    ended = order.status in (OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.CLOSED)
+    waiting = "" if ended or current is None else waits[current[1]]
+    if order.status is OrderStatus.ON_HOLD and not ended:
+        waiting = f"release of the hold ({order.hold_reason or 'presale: balance due'})"
+    cases = [AftersaleFlow(case_id=cid, type=c.type.value, state=c.state.value, amount=c.amount,
+                           opened_at=c.opened_at, last_change_at=c.stamp.at, open=c.state not in AFTERSALE_ENDED)
+             for cid, c in sorted(order.aftersales.items(), key=lambda kv: kv[1].opened_at)]
+    return Traceback(status=order.status.value, stages=stages, current_stage=current[1] if current else None,
+                     current_since=current[0] if current else None,
+                     seconds_in_current=_seconds(current[0], now) if current else None,
+                     waiting_for=waiting, aftersales=cases)

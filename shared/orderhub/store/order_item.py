@@ -14,18 +14,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from orderhub.lifecycle.statuses import AftersaleStatus, FulfillmentStatus, OrderStatus, PaymentStatus
 from orderhub.models.order import Order, Stamp
 
 # Plain string fields: model field -> stored attribute name.
 _TEXT = {"channel": "ch", "channel_order_id": "cid", "shop_id": "shop", "currency": "cur",
          "payment_transaction_id": "ptx", "carrier": "car", "tracking_no": "trk", "source_event_id": "src",
-         "source_event_time": "srct", "last_event_time": "let", "created_in_hub_at": "hc", "updated_in_hub_at": "hu"}
-_AMOUNTS = {"total_amount": "tot", "paid_amount": "paid", "refunded_amount": "rfd"}
-_STATUSES = {"status": ("st", OrderStatus), "payment_status": ("pst", PaymentStatus),
-             "fulfillment_status": ("fst", FulfillmentStatus), "aftersale_status": ("ast", AftersaleStatus)}
-_STAMPS = {"details_stamp": "dts", "payment_stamp": "pts", "shipment_stamp": "sts"}
-_MILESTONES = {"created_at": "c", "paid_at": "p", "shipped_at": "s", "delivered_at": "d", "completed_at": "f",
+         "source_event_time": "srct", "last_event_time": "let", "created_in_hub_at": "hc", "updated_in_hub_at": "hu",
+         "hold_reason": "hold"}
+_AMOUNTS = {"total_amount": "tot", "deposit_amount": "dep", "paid_amount": "paid", "refunded_amount": "rfd"}
+_STATUS_ATTRS = {"status": "st", "payment_status": "pst", "fulfillment_status": "fst", "logistics_status": "lst",
+                 "aftersale_status": "ast"}
+_STAMPS = {"details_stamp": "dts", "payment_stamp": "pts", "deposit_stamp": "dps", "shipment_stamp": "sts",
+           "hold_stamp": "hds", "region_stamp": "rgs", "logistics_stamp": "lgs"}
+_MILESTONES = {"created_at": "c", "deposit_paid_at": "dp", "paid_at": "p", "ship_requested_at": "sr",
+               "outbound_at": "o", "picked_up_at": "pu", "delivered_at": "d", "completed_at": "f",
                "cancelled_at": "x"}
 
 
@@ -51,7 +53,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
         value = getattr(order, field)
         if value:
             item[name] = _n(value)
-    for field, (name, _) in _STATUSES.items():
+    for field, name in _STATUS_ATTRS.items():
         item[name] = _s(getattr(order, field).value)
     for field, name in _STAMPS.items():
         stamp = getattr(order, field)
@@ -65,9 +67,14 @@ def order_to_item(order: Order) -> dict[str, Any]:
                             for li in order.lines]}
     if order.region.province or order.region.city:
         item["rg"] = {"L": [_s(order.region.province), _s(order.region.city)]}
-    if order.refunds:
-        item["rf"] = {"M": {rid: {"L": [_n(r.amount), _s(r.stamp.at), _s(r.stamp.event_id)]}
-                            for rid, r in order.refunds.items()}}
+    if order.aftersales:
+        item["as"] = {"M": {cid: {"L": [_s(c.state.value), _s(c.type.value), _n(c.amount), _s(c.reason),
+                                        _s(c.channel_state), _s(c.stamp.at), _s(c.stamp.event_id), _s(c.opened_at)]}
+                            for cid, c in order.aftersales.items()}}
+    if order.packages:
+        item["pk"] = {"M": {pid: {"L": [_s(p.at), _s(p.warehouse), _s(p.carrier), _s(p.tracking_no),
+                                        {"L": [{"L": [_s(li.sku), _n(li.quantity)]} for li in p.lines]}]}
+                            for pid, p in order.packages.items()}}
     return item
 
 
@@ -84,8 +91,9 @@ def order_from_item(item: dict[str, Any]) -> Order:
     for field, name in _AMOUNTS.items():
         if name in item:
             values[field] = int(item[name]["N"])
-    for field, (name, _) in _STATUSES.items():
-        values[field] = item[name]["S"]
+    for field, name in _STATUS_ATTRS.items():
+        if name in item:
+            values[field] = item[name]["S"]
     for field, name in _STAMPS.items():
         if name in item:
             values[field] = _stamp_from(item[name])
@@ -96,8 +104,14 @@ def order_from_item(item: dict[str, Any]) -> Order:
     if "rg" in item:
         province, city = item["rg"]["L"]
         values["region"] = {"province": province["S"], "city": city["S"]}
-    values["refunds"] = {rid: {"amount": int(amount["N"]), "stamp": {"at": at["S"], "event_id": event_id["S"]}}
-                         for rid, (amount, at, event_id) in
-                         ((rid, r["L"]) for rid, r in item.get("rf", {}).get("M", {}).items())}
+    values["aftersales"] = {
+        cid: {"state": st["S"], "type": ty["S"], "amount": int(amount["N"]), "reason": reason["S"],
+              "channel_state": cs["S"], "stamp": {"at": at["S"], "event_id": eid["S"]}, "opened_at": opened["S"]}
+        for cid, (st, ty, amount, reason, cs, at, eid, opened) in
+        ((cid, c["L"]) for cid, c in item.get("as", {}).get("M", {}).items())}
+    values["packages"] = {
+        pid: {"at": at["S"], "warehouse": wh["S"], "carrier": car["S"], "tracking_no": trk["S"],
+              "lines": [{"sku": li["L"][0]["S"], "quantity": int(li["L"][1]["N"])} for li in lines["L"]]}
+        for pid, (at, wh, car, trk, lines) in ((pid, p["L"]) for pid, p in item.get("pk", {}).get("M", {}).items())}
     # One validation in pydantic-core (Rust) is cheaper than constructing the nested models in Python.
     return Order.model_validate(values)

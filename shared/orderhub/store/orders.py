@@ -58,6 +58,12 @@ class OrderStore(Protocol):
     def put_order(self, order: Order, expected_version: int) -> None: ...
     def append_event(self, entry: EventLogEntry) -> bool: ...
     def list_events(self, order_id: str) -> list[EventLogEntry]: ...
+    def link_waybill(self, tracking_no: str, order_id: str, expires_at: int) -> None: ...
+    def order_of_waybill(self, tracking_no: str) -> str | None: ...
+
+
+# Waybill -> order links live in the event-log table under their own partition key.
+WAYBILL_PREFIX = "waybill#"
 
 
 # Bodies above this are stored zlib-compressed (JSON shrinks 3-5x once it has some size; a small
@@ -142,6 +148,24 @@ class DynamoOrderStore:
             raise
         return True
 
+    def link_waybill(self, tracking_no: str, order_id: str, expires_at: int) -> None:
+        """Remember which order a waybill belongs to (first writer wins; a reused number keeps its order)."""
+        try:
+            self.client.put_item(
+                TableName=self.events_table,
+                Item={"order_id": {"S": WAYBILL_PREFIX + tracking_no}, "event_key": {"S": "order"},
+                      "linked_order": {"S": order_id}, "expires_at": {"N": str(expires_at)}},
+                ConditionExpression="attribute_not_exists(event_key)")
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+
+    def order_of_waybill(self, tracking_no: str) -> str | None:
+        reply = self.client.get_item(TableName=self.events_table, ConsistentRead=True,
+                                     Key={"order_id": {"S": WAYBILL_PREFIX + tracking_no}, "event_key": {"S": "order"}})
+        item = reply.get("Item")
+        return item["linked_order"]["S"] if item else None
+
     def list_events(self, order_id: str) -> list[EventLogEntry]:
         entries: list[EventLogEntry] = []
         kwargs: dict[str, Any] = {"TableName": self.events_table,
@@ -161,6 +185,13 @@ class InMemoryOrderStore:
     def __init__(self) -> None:
         self.orders: dict[str, Order] = {}
         self.events: dict[tuple[str, str], EventLogEntry] = {}
+        self.waybills: dict[str, str] = {}
+
+    def link_waybill(self, tracking_no: str, order_id: str, expires_at: int) -> None:
+        self.waybills.setdefault(tracking_no, order_id)
+
+    def order_of_waybill(self, tracking_no: str) -> str | None:
+        return self.waybills.get(tracking_no)
 
     def get_order(self, order_id: str) -> Order | None:
         return self.orders.get(order_id)
