@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +40,14 @@ class Synth:
 
     def table(self, name: str) -> str:
         return self.logical_id("AWS::DynamoDB::Table", "TableName", self.settings.name(name))
+
+    def bucket(self, name: str) -> str:
+        # Bucket names carry the account id (they are global): "<physical name>-<account>".
+        prefix = self.settings.name(name) + "-"
+        matches = [lid for lid, r in self.of_type("AWS::S3::Bucket").items()
+                   if prefix in json.dumps(r.get("Properties", {}).get("BucketName", ""))]
+        assert len(matches) == 1, f"expected one bucket named {prefix}<account>, found {matches}"
+        return matches[0]
 
     def function(self, name: str) -> str:
         return self.logical_id("AWS::Lambda::Function", "FunctionName", self.settings.name(name))

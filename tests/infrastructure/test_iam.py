@@ -81,6 +81,8 @@ _EXPECTED = {
     ),
     "bus:put": (("events:PutEvents",), lambda s, n: arn(s.logical_id("AWS::Events::EventBus", "Name",
                                                                         s.settings.name(n)))),
+    "bucket:read": (("s3:GetObject",), lambda s, n: {"Fn::Join": ["", [arn(s.bucket(n)), "/*"]]}),
+    "bucket:write": (("s3:PutObject",), lambda s, n: {"Fn::Join": ["", [arn(s.bucket(n)), "/*"]]}),
 }
 
 
@@ -92,6 +94,8 @@ def _declared_names(synth: Synth, kind: str, resource: str) -> list[str]:
         return [n for q in topology.queues for n in ((q.name,) if q.is_dead_letter_only else (q.name, q.dlq_name))]
     if kind.startswith(("table", "stream")):
         return [t.name for t in topology.tables]
+    if kind.startswith("bucket"):
+        return [b.name for b in topology.buckets]
     return [b.name for b in topology.buses]
 
 
