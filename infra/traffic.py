@@ -35,6 +35,47 @@ def load_stories(channel: str = "mall") -> list[Story]:
     return stories
 
 
+@dataclass(frozen=True)
+class ChannelRequest:
+    channel: str
+    headers: dict[str, str]
+    payload: bytes  # what the platform signs (for kuaidi100 the `param` JSON; the module forms the body)
+
+
+@dataclass(frozen=True)
+class ChannelStory:
+    """One order's life as the platforms send it: events/<channel>/stories/<name>.json."""
+
+    name: str
+    story: str
+    expect: dict[str, Any]
+    requests: list[ChannelRequest]
+
+
+def load_channel_stories(channel: str) -> list[ChannelStory]:
+    stories = []
+    for path in sorted((EVENTS_DIR / channel / "stories").glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if "requests" not in data:
+            continue  # pulled channels keep snapshot stories (see their README)
+        requests = [ChannelRequest(r["channel"], dict(r.get("headers", {})),
+                                   r["payload"].encode() if isinstance(r["payload"], str) else encode(r["payload"]))
+                    for r in data["requests"]]
+        stories.append(ChannelStory(f"{channel}/{path.stem}", data["story"], data["expect"], requests))
+    return stories
+
+
+def signed_request(config: HubConfig, request: ChannelRequest, now: datetime | None = None,
+                   secret: str | None = None) -> tuple[dict[str, str], bytes]:
+    """Headers and body exactly as the platform would send `request`, signed with the configured secret."""
+    from orderhub.channels import get_channel
+
+    module = __import__(type(get_channel(request.channel)).__module__, fromlist=["client_request"])
+    channel = config.channels[request.channel]
+    return module.client_request(request.payload, request.headers, secret or channel.secrets[0], channel.app_key,
+                                 now or datetime.now(timezone.utc))
+
+
 def encode(event: dict[str, Any]) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
 

@@ -201,6 +201,14 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return SIGNATURE_PREFIX + mac.hexdigest()
 
 
+def client_request(payload: bytes, headers: Mapping[str, str], secret: str, app_key: str,
+                   now: datetime) -> tuple[dict[str, str], bytes]:
+    """What a shop sends: the body as is, timestamped and signed (used by tests and the demo)."""
+    timestamp = str(int(now.timestamp()))
+    return ({**{k.lower(): v for k, v in headers.items()}, "content-type": "application/json",
+             TIMESTAMP_HEADER: timestamp, SIGNATURE_HEADER: sign(secret, timestamp, payload)}, payload)
+
+
 def _describe(exc: ValidationError) -> str:
     """First few validation problems as `field: message`, without echoing input values."""
     parts = []
