@@ -105,7 +105,7 @@ def _patch_settings(cfg: dict[str, Any]) -> None:
     from orderhub import settings
 
     settings.channel_settings = lambda ch: {"timestamp_tolerance_s": 300, "allowed_ips": []}
-    settings.channel_secrets = lambda ch: list(cfg["channels"][ch]["secrets"])
+    settings._secret = lambda name: json.dumps({"secrets": list(cfg["channels"][name.rsplit("/", 1)[-1]]["secrets"])})
     subs = {s["name"]: s for s in cfg["subscribers"]}
     settings.subscriber_settings = lambda s: {"endpoint": subs[s]["endpoint"], "timeout_s": 5,
                                               "backoff_seconds": subs[s]["backoff_seconds"], "max_attempts": 5}

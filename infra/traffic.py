@@ -54,6 +54,11 @@ class ChannelStory:
 
 def load_channel_stories(channel: str) -> list[ChannelStory]:
     stories = []
+    for old in load_stories(channel) if (EVENTS_DIR / channel / "orders").is_dir() else ():
+        # The skeleton's mall stories: one file per order, events in shop order.
+        stories.append(ChannelStory(f"{channel}/{old.order_no}", old.story,
+                                    {"channel": channel, "channel_order_id": old.order_no, **old.expect},
+                                    [ChannelRequest(channel, {}, encode(e)) for e in old.events]))
     for path in sorted((EVENTS_DIR / channel / "stories").glob("*.json")):
         data = json.loads(path.read_text(encoding="utf-8"))
         if "requests" not in data:
