@@ -51,6 +51,7 @@ from orderhub.channels.taobao import (
     fen,
     ident,
     load_document,
+    milestone_times,
     required_time,
     text,
 )
@@ -58,6 +59,10 @@ from orderhub.lifecycle.statuses import EventKind
 from orderhub.models.order import OrderEvent
 
 E = EventKind
+
+# Milestone -> the order field that says when it happened.
+MILESTONE_FIELDS: dict[EventKind, str] = {E.CREATED: "orderStartTime", E.PAID: "paymentConfirmTime",
+                                          E.COMPLETED: "orderEndTime"}
 PAID_ONWARD = (E.CREATED, E.PAID)
 SHIPPED_ONWARD = (*PAID_ONWARD, E.SHIP_REQUESTED)
 
@@ -161,6 +166,7 @@ class JdChannel(Channel):
             "channel": self.name, "channel_order_id": order_id, "shop_id": text(order, "venderId"),
             "event_id": f"{order_id}@{modified:%Y%m%d%H%M%S}", "event_time": modified,
             "channel_code": f"orderState={state}", "kinds": kinds, "gaps": gaps, "drift": drift, "hold": hold,
+            "milestone_times": milestone_times(order, MILESTONE_FIELDS, kinds),
         }
         lines = self._lines(order)
         consignee = order.get("consigneeInfo")

@@ -50,6 +50,7 @@ from orderhub.channels.taobao import (
     describe,
     fen,
     load_document,
+    milestone_times,
     required_time,
     text,
 )
@@ -57,6 +58,10 @@ from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
 
 E = EventKind
+
+# Milestone -> the order field that says when it happened.
+MILESTONE_FIELDS: dict[EventKind, str] = {E.CREATED: "created_time", E.PAID: "pay_time",
+                                          E.SHIP_REQUESTED: "shipping_time", E.DELIVERED: "receive_time"}
 S = AftersaleState
 T = AftersaleType
 Kinds = tuple[EventKind, ...]
@@ -213,6 +218,7 @@ class PddChannel(Channel):
             "channel": self.name, "channel_order_id": order_sn,
             "event_id": f"{order_sn}@{updated:%Y%m%d%H%M%S}", "event_time": updated,
             "kinds": kinds, "drift": drift, "hold": hold,
+            "milestone_times": milestone_times(order, MILESTONE_FIELDS, kinds),
         }
         lines = self._lines(order)
         if lines:

@@ -124,6 +124,11 @@ OTHER_TRADE_FIELDS: tuple[str, ...] = (
 )
 
 
+# Milestone -> the trade field that says when it happened.
+MILESTONE_FIELDS: dict[EventKind, str] = {E.CREATED: "created", E.PAID: "pay_time", E.SHIP_REQUESTED: "consign_time",
+                                          E.COMPLETED: "end_time"}
+
+
 def _known_fields() -> frozenset[str]:
     paths = set(REQUESTED_FIELDS) | set(OTHER_TRADE_FIELDS) | {"orders.order"}
     paths |= {f"orders.order[].{f}" for f in ORDER_FIELDS}
@@ -185,6 +190,7 @@ class TaobaoChannel(Channel):
             "channel": self.name, "channel_order_id": tid, "shop_id": text(trade, "seller_nick"),
             "event_id": f"{tid}@{modified:%Y%m%d%H%M%S}", "event_time": modified,
             "channel_code": "; ".join(codes), "kinds": kinds, "drift": drift, "hold": hold,
+            "milestone_times": milestone_times(trade, MILESTONE_FIELDS, kinds),
         }
         lines, shipment, cases = self._sub_orders(trade, modified, gaps)
         if lines:
@@ -300,6 +306,17 @@ def count(doc: Mapping[str, Any], key: str, where: str = "") -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise Malformed(f"{_at(where, key)} must be a positive integer")
     return value
+
+
+def milestone_times(doc: Mapping[str, Any], fields: Mapping[EventKind, str],
+                    kinds: tuple[EventKind, ...]) -> dict[EventKind, datetime]:
+    """When the snapshot says each of its milestones happened (pay_time, consign_time...), so the
+    traceback shows the platform's times rather than when the hub happened to poll."""
+    out = {}
+    for kind, key in fields.items():
+        if kind in kinds and (at := cst_time(doc, key)) is not None:
+            out[kind] = at
+    return out
 
 
 def cst_time(doc: Mapping[str, Any], key: str, where: str = "") -> datetime | None:

@@ -115,7 +115,8 @@ def merge_event(current: Order | None, event: OrderEvent, order_id: str | None =
         field = _MILESTONE_OF_KIND[kind]
         if kind in refused:
             continue
-        earliest = _earliest(getattr(order.milestones, field), at)
+        when = event.milestone_times.get(kind)
+        earliest = _earliest(getattr(order.milestones, field), utc_iso(when) if when is not None else at)
         if earliest != getattr(order.milestones, field):
             milestones[field] = earliest
     if milestones:

@@ -144,6 +144,9 @@ class OrderEvent(BaseModel):
     event_id: Annotated[str, Field(min_length=1, max_length=128)]
     channel_code: Annotated[str, Field(max_length=200)]
     kinds: tuple[EventKind, ...] = ()
+    # When a snapshot says when each milestone happened (Taobao's pay_time, consign_time): used
+    # instead of event_time for those milestones.
+    milestone_times: dict[EventKind, AwareDatetime] = Field(default_factory=dict)
     gaps: tuple[str, ...] = ()
     drift: tuple[str, ...] = ()
     event_time: AwareDatetime
