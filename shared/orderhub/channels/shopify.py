@@ -1,0 +1,698 @@
+"""`shopify`: Shopify webhooks over HTTPS (JSON, REST resource payloads), API version 2025-10.
+
+Contract (events/shopify/README.md has it in brief, with sample stories):
+
+- `POST` with the topic's REST resource as a JSON body: the whole order for `orders/*`, the
+  refund for `refunds/create`, the fulfillment for `fulfillments/*`.
+- Headers (names case-insensitive): `X-Shopify-Topic`, `X-Shopify-Hmac-Sha256`,
+  `X-Shopify-Shop-Domain` (the shop's myshopify.com domain, kept as `shop_id`),
+  `X-Shopify-API-Version` (the version the payload was serialised with),
+  `X-Shopify-Webhook-Id` ("a unique composite key per delivery"), `X-Shopify-Triggered-At`
+  (when Shopify triggered the delivery), `X-Shopify-Event-Id` ("a unique ID shared across all
+  deliveries produced by the same merchant action"; the same value on a redelivery means a
+  duplicate), optionally `X-Shopify-Name`.
+- `X-Shopify-Hmac-Sha256` = base64 of HMAC-SHA256 over the raw body keyed with the app's client
+  secret (for a webhook made in the shop admin: the key the admin shows). Compared in constant
+  time against every configured secret (after a rotation Shopify may sign with the old secret
+  for up to an hour, so keep both).
+- **Shopify signs no timestamp and no nonce**: there is no freshness window, and a captured
+  delivery stays valid for ever. Replays change nothing because the event id is the dedupe key.
+- Success is any 2xx within 5 s; the hub replies 200 with an empty body (Shopify reads only the
+  status). A failed delivery is retried up to 8 times over 4 hours, then dropped, and a
+  subscription that keeps failing is removed. 401 on a bad HMAC (Shopify's compliance rules).
+- Dedupe: `event_id` = `<topic>:<X-Shopify-Event-Id>` (falls back to `X-Shopify-Webhook-Id`).
+  The event id is stable across Shopify's retries; one merchant action fans out into several
+  topics (`orders/paid` and `orders/updated`) under the same Event-Id, so the topic is part of
+  the key or the second topic would be dropped as a duplicate.
+- Event time: the payload's own `updated_at` (orders, fulfillments) or `created_at` (refunds).
+  Last-writer-wins uses it, so an old snapshot delivered late (a retry hours later) never
+  overwrites a newer one. `X-Shopify-Triggered-At` says when the delivery was triggered: a
+  payload much older than it is such a late snapshot. It is kept with the raw request for
+  operations and plays no part in ordering.
+- The order key is the order `id` (as a string). `name` (`#1001`) and `order_number` are display
+  numbers the merchant can re-prefix: never part of the key.
+- Money: decimal strings in the shop currency (`currency`), converted with Decimal to minor
+  units using the currency's ISO 4217 exponent (JPY 0, KWD 3, most 2).
+- Status: an order snapshot maps `financial_status` x `fulfillment_status` x `cancelled_at`
+  onto milestones (the tables below). `fulfilled`/`partial` and a successful fulfillment are
+  the merchant marking goods shipped: SHIP_REQUESTED, never OUTBOUND (ST-4). The carrier
+  tracking Shopify relays on a fulfillment (`shipment_status`) maps to PICKED_UP/DELIVERED.
+  `closed_at` (archived) is the merchant's housekeeping and is ignored.
+- Refunds: each refund (a `refunds/create` payload, or an entry of the order's `refunds[]`) is an
+  after-sale case keyed by the refund id; its amount is the sum of its `kind: refund`
+  transactions with `status: success`. Only province and city of `shipping_address` are kept.
+- Compliance and app topics (`customers/data_request`, `customers/redact`, `shop/redact`,
+  `app/uninstalled`) are acknowledged and produce nothing (the hub keeps no customer data);
+  any other non-order topic is refused (400) so a wrong subscription is noticed.
+
+Sources: shopify.dev "Webhooks delivery structure" (headers and their meaning), "Ignore duplicate
+webhooks" (X-Shopify-Event-Id), "Deliver webhooks through HTTPS" and "Troubleshooting webhooks"
+(HMAC over the raw body with the client secret, 5 s timeout, 8 retries in 4 hours, dev changelog
+2024-09-10); the REST Admin Order, Refund, Transaction and Fulfillment resources (field names
+and enums: financial_status, fulfillment_status, cancel_reason = OrderCancelReason, transaction
+kind/status, fulfillment status/shipment_status); payload shapes cross-checked against
+`Shopify/shopify-api-js` REST fixtures for 2025-04 (refunds) and a captured 2025-01
+`orders/create` delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
+
+from orderhub.channels.base import (
+    NO_RULES,
+    Channel,
+    ChannelSettings,
+    FieldRules,
+    InboundRequest,
+    Malformed,
+    Reply,
+    Unauthorized,
+    constant_time_match,
+)
+from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
+from orderhub.models.order import OrderEvent
+
+TOPIC_HEADER = "x-shopify-topic"
+HMAC_HEADER = "x-shopify-hmac-sha256"
+SHOP_HEADER = "x-shopify-shop-domain"
+API_VERSION_HEADER = "x-shopify-api-version"
+WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
+EVENT_ID_HEADER = "x-shopify-event-id"
+TRIGGERED_AT_HEADER = "x-shopify-triggered-at"
+NAME_HEADER = "x-shopify-name"
+API_VERSION = "2025-10"
+USER_AGENT = "Shopify-Captain-Hook"
+
+_C, _D, _P, _S, _U, _V, _X = (EventKind.CREATED, EventKind.DEPOSIT_PAID, EventKind.PAID, EventKind.SHIP_REQUESTED,
+                              EventKind.PICKED_UP, EventKind.DELIVERED, EventKind.CANCELLED)
+
+
+class Row(NamedTuple):
+    """What a code says: the milestones it implies and the hold snapshot ("" = not held, None = silent)."""
+
+    kinds: tuple[EventKind, ...]
+    hold: str | None
+
+
+# financial_status (REST Order; `expired` is GraphQL's EXPIRED, seen on expired authorizations).
+# An authorization secures the money and is what merchants with manual capture fulfil against,
+# so it counts as paid; an authorization voided or expired while the order stands is a hold.
+FINANCIAL_STATUS: Mapping[str | None, Row] = {
+    None: Row((_C,), None),  # not stated (include_fields subsets)
+    "pending": Row((_C,), ""),  # awaiting payment (manual methods, bank deposit, COD)
+    "authorized": Row((_C, _P), ""),  # authorized, to be captured
+    "partially_paid": Row((_C, _D), ""),  # part paid (deposit / payment terms): balance due
+    "paid": Row((_C, _P), ""),
+    "partially_refunded": Row((_C, _P), ""),  # the refunds themselves are after-sale cases
+    "refunded": Row((_C, _P), ""),
+    "voided": Row((_C,), "payment voided"),
+    "expired": Row((_C,), "payment authorization expired"),
+}
+
+# fulfillment_status of the order: null = nothing fulfilled; `restocked` = every item restocked
+# (the order was cancelled: that is cancelled_at's to say).
+FULFILLMENT_STATUS: Mapping[str | None, tuple[EventKind, ...]] = {
+    None: (),
+    "unfulfilled": (),
+    "partial": (_S,),
+    "fulfilled": (_S,),
+    "restocked": (),
+}
+
+# cancel_reason (OrderCancelReason). Every reason cancels; cancelled_at is the fact itself.
+CANCEL_REASON: Mapping[str | None, tuple[EventKind, ...]] = {
+    None: (_X,),
+    "customer": (_X,),
+    "declined": (_X,),  # payment declined
+    "fraud": (_X,),
+    "inventory": (_X,),
+    "other": (_X,),
+    "staff": (_X,),  # staff error
+}
+
+# status of a fulfillment: `success` is the merchant (or their app) marking the goods shipped.
+FULFILLMENT_RECORD_STATUS: Mapping[str, tuple[EventKind, ...]] = {
+    "pending": (),
+    "open": (),
+    "success": (_S,),
+    "cancelled": (),
+    "error": (),
+    "failure": (),
+}
+
+# shipment_status of a fulfillment: the carrier's tracking as Shopify relays it.
+SHIPMENT_STATUS: Mapping[str | None, tuple[EventKind, ...]] = {
+    None: (),
+    "label_printed": (),
+    "label_purchased": (),
+    "confirmed": (),
+    "ready_for_pickup": (),
+    "attempted_delivery": (_U,),
+    "in_transit": (_U,),
+    "out_for_delivery": (_U,),
+    "delivered": (_U, _V),
+    "failure": (),
+}
+
+# status of a refund's `kind: refund` transactions -> the refund case's state.
+REFUND_TRANSACTION_STATUS: Mapping[str, AftersaleState] = {
+    "success": AftersaleState.REFUNDED,
+    "pending": AftersaleState.REFUNDING,
+    "failure": AftersaleState.FAILED,
+    "error": AftersaleState.FAILED,
+}
+
+# What each topic carries.
+ORDER, REFUND, FULFILLMENT, NOTHING = "order", "refund", "fulfillment", "nothing"
+TOPICS: Mapping[str, str] = {
+    "orders/create": ORDER,  # not necessarily paid
+    "orders/updated": ORDER,
+    "orders/paid": ORDER,
+    "orders/cancelled": ORDER,
+    "orders/fulfilled": ORDER,
+    "orders/partially_fulfilled": ORDER,
+    "refunds/create": REFUND,
+    "fulfillments/create": FULFILLMENT,
+    "fulfillments/update": FULFILLMENT,
+    # Mandatory compliance topics and uninstall: acknowledged, nothing to apply.
+    "customers/data_request": NOTHING,
+    "customers/redact": NOTHING,
+    "shop/redact": NOTHING,
+    "app/uninstalled": NOTHING,
+}
+
+# ISO 4217 minor-unit exponents that are not 2 (shared with the woocommerce module).
+CURRENCY_EXPONENT: Mapping[str, int] = {
+    **dict.fromkeys(("BIF", "CLP", "DJF", "GNF", "ISK", "JPY", "KMF", "KRW", "PYG", "RWF", "UGX", "UYI", "VND",
+                     "VUV", "XAF", "XOF", "XPF"), 0),
+    **dict.fromkeys(("BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"), 3),
+    "CLF": 4,
+    "UYW": 4,
+}
+
+
+# Payload schemas (field paths; `[]` = every element). Opaque subtrees: known, never read, and
+# their inner fields are not drift (personal data, receipts, free-form properties).
+def known_paths(spec: Mapping[str, Any], prefix: str = "") -> frozenset[str]:
+    """Every path of a nested spec {name: child spec or None}; a `[]` suffix marks a list."""
+    paths: set[str] = set()
+    for key, child in spec.items():
+        name = key.removesuffix("[]")
+        path = f"{prefix}.{name}" if prefix else name
+        paths.add(path)
+        if child:
+            paths |= known_paths(child, path + "[]" if key.endswith("[]") else path)
+    return frozenset(paths)
+
+
+def _names(words: str) -> dict[str, Any]:
+    return dict.fromkeys(words.split())
+
+
+_AMOUNT = {"amount": None, "currency_code": None, "currency": None}
+_MONEY = {"shop_money": _AMOUNT, "presentment_money": _AMOUNT}
+_TAX_LINE = {**_names("title price rate channel_liable"), "price_set": _MONEY}
+_DISCOUNT_ALLOCATION = {**_names("amount discount_application_index"), "amount_set": _MONEY}
+_LINE_ITEM = {
+    **_names("id admin_graphql_api_id current_quantity fulfillable_quantity fulfillment_service fulfillment_status "
+             "gift_card grams name price product_exists product_id properties quantity requires_shipping "
+             "sales_line_item_group_id sku taxable title total_discount variant_id variant_inventory_management "
+             "variant_title vendor pre_tax_price origin_location destination_location duties"),
+    "price_set": _MONEY, "total_discount_set": _MONEY, "pre_tax_price_set": _MONEY,
+    "attributed_staffs[]": _names("id quantity"),
+    "tax_lines[]": _TAX_LINE,
+    "discount_allocations[]": _DISCOUNT_ALLOCATION,
+}
+_FULFILLMENT = {
+    **_names("id admin_graphql_api_id created_at location_id name order_id origin_address receipt service "
+             "shipment_status status tracking_company tracking_number tracking_numbers tracking_url tracking_urls "
+             "updated_at notify_customer variant_inventory_management"),
+    "line_items[]": _LINE_ITEM,
+}
+_TRANSACTION = {
+    **_names("id admin_graphql_api_id order_id kind gateway status message created_at test authorization "
+             "location_id user_id parent_id processed_at device_id error_code source_name receipt amount currency "
+             "payment_id manual_payment_gateway amount_rounding payment_details"),
+    "total_unsettled_set": _MONEY,
+}
+_REFUND = {
+    **_names("id admin_graphql_api_id order_id created_at processed_at note user_id restock return duties "
+             "additional_fees"),
+    "total_duties_set": _MONEY, "total_additional_fees_set": _MONEY,
+    "refund_line_items[]": {**_names("id quantity line_item_id location_id restock_type subtotal total_tax"),
+                            "subtotal_set": _MONEY, "total_tax_set": _MONEY, "line_item": _LINE_ITEM},
+    "refund_shipping_lines[]": {**_names("id shipping_line_id shipping_line"),
+                                "subtotal_amount_set": _MONEY, "tax_amount_set": _MONEY},
+    "order_adjustments[]": {**_names("id order_id refund_id amount tax_amount kind reason"),
+                            "amount_set": _MONEY, "tax_amount_set": _MONEY},
+    "transactions[]": _TRANSACTION,
+}
+_ADDRESS = _names("first_name last_name name company address1 address2 city province province_code zip country "
+                  "country_code phone latitude longitude")
+_ORDER = {
+    **_names("id admin_graphql_api_id app_id browser_ip buyer_accepts_marketing cancel_reason cancelled_at "
+             "cart_token checkout_id checkout_token client_details closed_at confirmation_number confirmed "
+             "contact_email created_at currency current_subtotal_price current_total_discounts current_total_price "
+             "current_total_tax customer_locale device_id duties_included email estimated_taxes financial_status "
+             "fulfillment_status landing_site landing_site_ref location_id merchant_business_entity_id "
+             "merchant_of_record_app_id name note note_attributes number order_number order_status_url "
+             "payment_gateway_names phone po_number presentment_currency processed_at reference referring_site "
+             "source_identifier source_name source_url subtotal_price tags tax_exempt taxes_included test token "
+             "total_discounts total_line_items_price total_outstanding total_price total_tax total_tip_received "
+             "total_weight updated_at user_id billing_address customer payment_terms returns"),
+    **dict.fromkeys((
+        "current_shipping_price_set", "current_subtotal_price_set", "current_total_additional_fees_set",
+        "current_total_discounts_set", "current_total_duties_set", "current_total_price_set", "current_total_tax_set",
+        "original_total_additional_fees_set", "original_total_duties_set", "subtotal_price_set",
+        "total_cash_rounding_payment_adjustment_set", "total_cash_rounding_refund_adjustment_set",
+        "total_discounts_set", "total_line_items_price_set", "total_price_set", "total_shipping_price_set",
+        "total_tax_set"), _MONEY),
+    "company": _names("id location_id"),
+    "discount_codes[]": _names("code amount type"),
+    "discount_applications[]": _names("target_type type value value_type allocation_method target_selection title "
+                                      "description code"),
+    "tax_lines[]": _TAX_LINE,
+    "line_items[]": _LINE_ITEM,
+    "fulfillments[]": _FULFILLMENT,
+    "refunds[]": _REFUND,
+    "shipping_address": _ADDRESS,
+    "shipping_lines[]": {
+        **_names("id carrier_identifier code discounted_price is_removed phone price requested_fulfillment_service_id "
+                 "source title delivery_category"),
+        "price_set": _MONEY, "discounted_price_set": _MONEY, "current_discounted_price_set": _MONEY,
+        "tax_lines[]": _TAX_LINE, "discount_allocations[]": _DISCOUNT_ALLOCATION,
+    },
+}
+_OPAQUE_LINE = ("properties", "origin_location", "destination_location", "duties")
+_OPAQUE_REFUND = ("return", "duties", "additional_fees", "refund_shipping_lines[].shipping_line",
+                  "transactions[].receipt", "transactions[].payment_details",
+                  *(f"refund_line_items[].line_item.{f}" for f in _OPAQUE_LINE))
+_OPAQUE_FULFILLMENT = ("origin_address", "receipt", *(f"line_items[].{f}" for f in _OPAQUE_LINE))
+ORDER_OPAQUE: tuple[str, ...] = (
+    "customer", "billing_address", "client_details", "note_attributes", "payment_terms", "returns",
+    *(f"line_items[].{f}" for f in _OPAQUE_LINE), *(f"refunds[].{f}" for f in _OPAQUE_REFUND),
+    *(f"fulfillments[].{f}" for f in _OPAQUE_FULFILLMENT))
+ORDER_FIELDS = known_paths(_ORDER)
+REFUND_FIELDS = known_paths(_REFUND)
+FULFILLMENT_FIELDS = known_paths(_FULFILLMENT)
+
+
+class _Schema(Channel):
+    """The known fields of one payload type, to list drift per topic."""
+
+    def __init__(self, name: str, fields: frozenset[str], opaque: tuple[str, ...]) -> None:
+        self.name = name
+        self.known_fields = fields
+        self.opaque = opaque
+
+    def prepare(self, payload: Any, rules: FieldRules) -> tuple[Any, tuple[str, ...]]:
+        return super().prepare(payload, FieldRules(rules.drop, rules.rename, rules.ignore + self.opaque))
+
+
+_SCHEMAS: Mapping[str, _Schema] = {
+    ORDER: _Schema("shopify-order", ORDER_FIELDS, ORDER_OPAQUE),
+    REFUND: _Schema("shopify-refund", REFUND_FIELDS, _OPAQUE_REFUND),
+    FULFILLMENT: _Schema("shopify-fulfillment", FULFILLMENT_FIELDS, _OPAQUE_FULFILLMENT),
+}
+_UNKNOWN_SCHEMA = _Schema("shopify-unknown", frozenset(), ())  # an unmapped orders/* topic: no drift claims
+
+
+class ShopifyChannel(Channel):
+    name = "shopify"
+    kept_headers = (TOPIC_HEADER, HMAC_HEADER, SHOP_HEADER, API_VERSION_HEADER, WEBHOOK_ID_HEADER, EVENT_ID_HEADER,
+                    TRIGGERED_AT_HEADER, NAME_HEADER)
+    known_fields = ORDER_FIELDS | REFUND_FIELDS | FULFILLMENT_FIELDS
+    status_map = FINANCIAL_STATUS
+    fulfillment_map = FULFILLMENT_STATUS
+    topic_map = TOPICS
+
+    def authenticate(self, request: InboundRequest, settings: ChannelSettings, now: datetime) -> None:
+        # No timestamp to check: Shopify signs none (see the module docstring on replays).
+        signature = request.headers.get(HMAC_HEADER, "").strip()
+        if not signature:
+            raise Unauthorized("missing X-Shopify-Hmac-Sha256")
+        expected = [sign(secret, request.body) for secret in settings.secrets]
+        if not constant_time_match(expected, signature):
+            raise Unauthorized("signature does not match")
+
+    def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
+              rules: FieldRules = NO_RULES) -> list[OrderEvent]:
+        headers = {k.lower(): v for k, v in (received_headers or {}).items()}
+        topic = headers.get(TOPIC_HEADER, "").strip()
+        if not topic:
+            raise Malformed("missing X-Shopify-Topic")
+        carries = TOPICS.get(topic)
+        if carries == NOTHING:
+            return []
+        if carries is None and not topic.startswith("orders/"):
+            raise Malformed(f"topic {topic[:60]} is not an order topic: subscribe this endpoint to orders/*, "
+                            "refunds/create and fulfillments/* only")
+        delivery = (headers.get(EVENT_ID_HEADER) or headers.get(WEBHOOK_ID_HEADER) or "").strip()
+        if not delivery:
+            raise Malformed("missing X-Shopify-Event-Id and X-Shopify-Webhook-Id")
+        if len(delivery) > 96 or not delivery.isprintable():
+            raise Malformed("X-Shopify-Event-Id is not an id")
+        payload = load_json(body)
+        payload, drift = _SCHEMAS.get(carries or "", _UNKNOWN_SCHEMA).prepare(payload, rules)
+        base: dict[str, Any] = {"channel": self.name, "shop_id": headers.get(SHOP_HEADER, "")[:128],
+                                "event_id": f"{topic}:{delivery}", "drift": drift}
+        if carries == ORDER:
+            event = _order_event(payload, topic, base)
+        elif carries == REFUND:
+            event = _refund_event(payload, topic, base)
+        elif carries == FULFILLMENT:
+            event = _fulfillment_event(payload, topic, base)
+        else:
+            event = _unmapped_event(payload, topic, headers, base)
+        return [validated_event(event)]
+
+    def accepted(self) -> Reply:
+        return Reply(200, "", "text/plain")
+
+
+# Normalisation -------------------------------------------------------------------------------
+
+
+def _order_event(order: Mapping[str, Any], topic: str, event: dict[str, Any]) -> dict[str, Any]:
+    currency = _currency(order.get("currency"), "currency")
+    financial, fulfillment = order.get("financial_status"), order.get("fulfillment_status")
+    kinds: list[EventKind] = []
+    gaps: list[str] = []
+    hold: str | None = None
+    row = FINANCIAL_STATUS.get(financial) if _code(financial) else None
+    if row is None:
+        gaps.append(f"financial_status={financial}")
+    else:
+        kinds += row.kinds
+        hold = row.hold
+    shipped = FULFILLMENT_STATUS.get(fulfillment) if _code(fulfillment) else None
+    if shipped is None:
+        gaps.append(f"fulfillment_status={fulfillment}")
+    else:
+        kinds += shipped
+    code = f"{topic} financial_status={financial} fulfillment_status={fulfillment}"
+    if order.get("cancelled_at"):
+        reason = order.get("cancel_reason")
+        code += f" cancel_reason={reason}"
+        kinds.append(_X)  # cancelled_at is the fact; the reason only explains it
+        if not _code(reason) or reason not in CANCEL_REASON:
+            gaps.append(f"cancel_reason={reason}")
+    fulfillments = _objects(order.get("fulfillments"), "fulfillments")
+    for record in fulfillments:
+        kinds += _fulfillment_kinds(record, gaps)
+    event |= {"channel_order_id": _id(order.get("id"), "id"), "channel_code": code[:200],
+              "event_time": _time(order.get("updated_at"), "updated_at"),
+              "kinds": tuple(dict.fromkeys(kinds)), "gaps": tuple(dict.fromkeys(gaps)), "hold": hold}
+    total = to_minor(order.get("total_price"), currency, "total_price")
+    lines = _lines(order.get("line_items"), currency)
+    if lines:
+        address = order.get("shipping_address")
+        event["details"] = {"currency": currency, "total_amount": total, "lines": lines, "region": _region(address)}
+    gateway = _gateway(order.get("payment_gateway_names"))
+    if _P in kinds:
+        event["payment"] = {"amount": total, "method": gateway}
+    if _D in kinds:
+        outstanding = to_minor(order.get("total_outstanding") or 0, currency, "total_outstanding")
+        event["deposit"] = {"amount": max(total - outstanding, 0), "method": gateway}
+    shipment = _shipment(fulfillments)
+    if shipment:
+        event["shipment"] = shipment
+    cases = []
+    for refund in _objects(order.get("refunds"), "refunds"):
+        case = _refund_case(refund, currency, gaps)
+        if case:
+            cases.append(case)
+    event["aftersales"] = tuple(cases)
+    event["gaps"] = tuple(dict.fromkeys(gaps))
+    return event
+
+
+def _refund_event(refund: Mapping[str, Any], topic: str, event: dict[str, Any]) -> dict[str, Any]:
+    # The refund payload does not name the order's currency; every MoneyBag in it does.
+    duties = refund.get("total_duties_set")
+    shop = duties.get("shop_money") if isinstance(duties, Mapping) else None
+    currency = shop.get("currency_code") if isinstance(shop, Mapping) else None
+    gaps: list[str] = []
+    case = _refund_case(refund, currency, gaps)
+    return event | {"channel_order_id": _id(refund.get("order_id"), "order_id"), "channel_code": topic,
+                    "event_time": _time(refund.get("created_at"), "created_at"),
+                    "aftersales": (case,) if case else (), "gaps": tuple(gaps)}
+
+
+def _fulfillment_event(record: Mapping[str, Any], topic: str, event: dict[str, Any]) -> dict[str, Any]:
+    gaps: list[str] = []
+    kinds = _fulfillment_kinds(record, gaps)
+    event |= {"channel_order_id": _id(record.get("order_id"), "order_id"),
+              "channel_code": f"{topic} status={record.get('status')} shipment_status={record.get('shipment_status')}",
+              "event_time": _time(record.get("updated_at") or record.get("created_at"), "updated_at"),
+              "kinds": tuple(dict.fromkeys(kinds)), "gaps": tuple(gaps)}
+    shipment = _shipment([record])
+    if shipment:
+        event["shipment"] = shipment
+    return event
+
+
+def _unmapped_event(payload: Mapping[str, Any], topic: str, headers: Mapping[str, str],
+                    event: dict[str, Any]) -> dict[str, Any]:
+    """An orders/* topic the table does not know: logged as a gap, nothing applied."""
+    stamp = payload.get("updated_at") or payload.get("created_at") or headers.get(TRIGGERED_AT_HEADER)
+    order_id = payload.get("order_id", payload.get("id"))
+    return event | {"channel_order_id": _id(order_id, "id"), "channel_code": topic,
+                    "event_time": _time(stamp, "updated_at"), "gaps": (f"topic={topic}",)}
+
+
+def _fulfillment_kinds(record: Mapping[str, Any], gaps: list[str]) -> list[EventKind]:
+    kinds: list[EventKind] = []
+    status, tracking = record.get("status"), record.get("shipment_status")
+    mapped = FULFILLMENT_RECORD_STATUS.get(status) if _code(status) and status is not None else None
+    if mapped is None:
+        gaps.append(f"fulfillment.status={status}")
+    elif status != "cancelled":
+        kinds += mapped
+        carrier = SHIPMENT_STATUS.get(tracking) if _code(tracking) else None
+        if carrier is None:
+            gaps.append(f"shipment_status={tracking}")
+        else:
+            kinds += carrier
+    return kinds
+
+
+def _shipment(fulfillments: Iterable[Mapping[str, Any]]) -> dict[str, str] | None:
+    """The waybill of the latest live fulfillment that has one."""
+    live = [f for f in fulfillments if f.get("status") in ("success", "open", "pending")
+            and isinstance(f.get("tracking_number"), str) and f["tracking_number"].strip()]
+    if not live:
+        return None
+    latest = max(live, key=lambda f: (str(f.get("created_at") or ""), str(f.get("id") or "")))
+    carrier = latest.get("tracking_company")
+    carrier = carrier.strip() if isinstance(carrier, str) and carrier.strip() else "Other"
+    return {"carrier": carrier[:32], "tracking_no": latest["tracking_number"].strip()[:64]}
+
+
+def _refund_case(refund: Mapping[str, Any], currency: str | None, gaps: list[str]) -> dict[str, Any] | None:
+    """One refund as an after-sale case: REFUNDED by its successful refund transactions."""
+    case_id = _id(refund.get("id"), "refund id")
+    transactions = [t for t in _objects(refund.get("transactions"), "transactions") if t.get("kind") == "refund"]
+    by_state: dict[AftersaleState, list[Mapping[str, Any]]] = {}
+    for transaction in transactions:
+        status = transaction.get("status")
+        state = REFUND_TRANSACTION_STATUS.get(status) if isinstance(status, str) else None
+        if state is None:
+            gaps.append(f"transaction.status={status}")
+            continue
+        by_state.setdefault(state, []).append(transaction)
+    for state in (AftersaleState.REFUNDED, AftersaleState.REFUNDING, AftersaleState.FAILED):
+        if state in by_state:
+            break
+    else:
+        return None  # no money moved (a restock-only refund): not a money case
+    counted = by_state[state] if state is not AftersaleState.FAILED else []
+    foreign = {t.get("currency") for t in counted} - {None, currency}
+    if currency and foreign:
+        # Paid in the presentment currency: state the amount in the shop currency from the refund's parts.
+        gaps.append(f"refund_currency={','.join(sorted(str(c) for c in foreign))}")
+        amount = _shop_money_parts(refund, currency)
+    else:
+        amount = sum(to_minor(t.get("amount"), currency or str(t.get("currency") or ""), "transactions[].amount")
+                     for t in counted)
+    returned = any(isinstance(item, Mapping) and item.get("restock_type") == "return"
+                   for item in _objects(refund.get("refund_line_items"), "refund_line_items"))
+    note = refund.get("note")
+    return {"case_id": case_id, "state": state, "amount": amount,
+            "type": AftersaleType.RETURN_REFUND if returned else AftersaleType.REFUND_ONLY,
+            "reason": note[:200] if isinstance(note, str) else "", "channel_state": f"refund {state.value.lower()}"}
+
+
+def _shop_money_parts(refund: Mapping[str, Any], currency: str) -> int:
+    total = 0
+    for item in _objects(refund.get("refund_line_items"), "refund_line_items"):
+        total += _shop_money(item.get("subtotal_set"), currency) + _shop_money(item.get("total_tax_set"), currency)
+    for line in _objects(refund.get("refund_shipping_lines"), "refund_shipping_lines"):
+        total += (_shop_money(line.get("subtotal_amount_set"), currency)
+                  + _shop_money(line.get("tax_amount_set"), currency))
+    return total
+
+
+def _shop_money(bag: Any, currency: str) -> int:
+    money = bag.get("shop_money") if isinstance(bag, Mapping) else None
+    if not isinstance(money, Mapping):
+        return 0
+    return to_minor(money.get("amount"), currency, "shop_money.amount")
+
+
+def _lines(items: Any, currency: str) -> list[dict[str, Any]]:
+    lines = []
+    for item in _objects(items, "line_items"):
+        quantity = item.get("quantity")
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 0:
+            raise Malformed("line_items[].quantity: a whole number is required")
+        if quantity == 0:
+            continue
+        sku = item.get("sku")
+        sku = sku.strip() if isinstance(sku, str) else ""
+        if not sku:  # many Shopify products carry no SKU: the variant is the stock unit
+            variant = item.get("variant_id") or item.get("id")
+            sku = f"variant-{variant}" if variant else "unknown"
+        name = item.get("name") or item.get("title") or ""
+        lines.append({"sku": sku[:64], "name": str(name)[:200], "quantity": quantity,
+                      "unit_price": to_minor(item.get("price"), currency, "line_items[].price")})
+    return lines
+
+
+def _region(address: Any) -> dict[str, str]:
+    if not isinstance(address, Mapping):
+        return {"province": "", "city": ""}
+    return {"province": _text(address.get("province")), "city": _text(address.get("city"))}
+
+
+def _gateway(names: Any) -> str:
+    if isinstance(names, list) and names and isinstance(names[0], str):
+        return names[0][:64]
+    return ""
+
+
+def validated_event(event: dict[str, Any]) -> OrderEvent:
+    """The event dict as an OrderEvent; a value the model refuses is a Malformed body."""
+    try:
+        return OrderEvent.model_validate(event)
+    except ValidationError as exc:
+        raise Malformed(describe(exc)) from None
+
+
+# Shared helpers (also used by the woocommerce module) -------------------------------------------
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    """The JSON object of a body; decimals stay Decimal so money never passes through float."""
+    try:
+        payload = json.loads(body, parse_float=Decimal)
+    except (ValueError, UnicodeDecodeError):
+        raise Malformed("body is not JSON") from None
+    if not isinstance(payload, dict):
+        raise Malformed("body must be a JSON object")
+    return payload
+
+
+def to_minor(value: Any, currency: str, where: str, *, exact: bool = True) -> int:
+    """A decimal amount ("12.50", 12.5 read as Decimal, 1500) in the currency's minor units."""
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise Malformed(f"{where}: a decimal amount is required")
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise Malformed(f"{where}: not a decimal amount") from None
+    if not amount.is_finite():
+        raise Malformed(f"{where}: not a decimal amount")
+    scaled = amount.scaleb(CURRENCY_EXPONENT.get(currency, 2))
+    if exact and scaled != scaled.to_integral_value():
+        raise Malformed(f"{where}: more decimals than {currency} has")
+    return int(scaled.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def describe(exc: ValidationError) -> str:
+    """First few validation problems as `field: message`, without echoing input values."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:3]:
+        where = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)
+
+
+def _currency(value: Any, where: str) -> str:
+    if not isinstance(value, str) or len(value) != 3 or not value.isalpha() or not value.isupper():
+        raise Malformed(f"{where}: an ISO 4217 currency code is required")
+    return value
+
+
+def _id(value: Any, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise Malformed(f"{where}: a numeric id is required")
+    text = str(value)
+    if len(text) > 30:
+        raise Malformed(f"{where}: a numeric id is required")
+    return text
+
+
+def _time(value: Any, where: str) -> datetime:
+    if not isinstance(value, str) or not value:
+        raise Malformed(f"{where}: an ISO 8601 time is required")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise Malformed(f"{where}: not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise Malformed(f"{where}: the time must carry a UTC offset")
+    return parsed
+
+
+def _code(value: Any) -> bool:
+    """Whether a status value can be looked up (a string or null, not a number or object)."""
+    return value is None or isinstance(value, str)
+
+
+def _objects(value: Any, where: str) -> list[Mapping[str, Any]]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise Malformed(f"{where}: a list of objects is required")
+    return value
+
+
+def _text(value: Any) -> str:
+    return value.strip()[:64] if isinstance(value, str) else ""
+
+
+def sign(secret: str, body: bytes) -> str:
+    """X-Shopify-Hmac-Sha256: base64 HMAC-SHA256 of the raw body, keyed with the client secret."""
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode("ascii")
+
+
+def client_request(payload: bytes, headers: Mapping[str, str], secret: str, app_key: str,
+                   now: datetime) -> tuple[dict[str, str], bytes]:
+    """What Shopify sends: the body as is, with its delivery headers and signature (tests and the demo).
+
+    Missing ids are derived from the body, so the same payload is the same event; the trigger
+    time defaults to `now` with Shopify's nanosecond precision.
+    """
+    out = {k.lower(): v for k, v in headers.items()}
+    digest = hashlib.sha256(payload).hexdigest()
+    out.setdefault(API_VERSION_HEADER, API_VERSION)
+    out.setdefault(EVENT_ID_HEADER, str(uuid.UUID(digest[:32])))
+    out.setdefault(WEBHOOK_ID_HEADER, str(uuid.UUID(digest[32:])))
+    out.setdefault(TRIGGERED_AT_HEADER, now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z"))
+    out |= {"content-type": "application/json", "user-agent": USER_AGENT, HMAC_HEADER: sign(secret, payload)}
+    return out, payload
+
+
+CHANNEL = ShopifyChannel()
