@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("queue", help="the DLQ: logical name (sub-wms-dlq), physical name or URL")
             p.add_argument("--max", type=int, default=None, help="move at most this many messages")
 
+    _operator_commands(sub)
+
     demo = sub.add_parser("demo", help="start the hub locally, play the sample traffic, print a summary")
     demo.set_defaults(func=_demo)
 
@@ -226,6 +228,135 @@ def _sendable(attributes: dict) -> dict:
     # ReceiveMessage returns empty list fields that SendMessage rejects.
     return {name: {k: v for k, v in value.items() if k in ("DataType", "StringValue", "BinaryValue")}
             for name, value in attributes.items()}
+
+
+# --------------------------------------------------------------------------- import, replay, reports
+
+
+def _operator_commands(sub: Any) -> None:
+    def aws_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", type=Path, help=PREFIX_HELP)
+        p.add_argument("--endpoint-url", default=None, help="AWS endpoint (default: env AWS_ENDPOINT_URL, else AWS)")
+
+    imp = sub.add_parser("import", help="import a CSV file of order events (events/import/README.md): all rows or none")
+    imp.add_argument("file", type=Path, help="the CSV file (UTF-8, comma separated, header row)")
+    imp.add_argument("--channel", required=True, help="the orders' channel, e.g. store-sh-01 or mall")
+    imp.add_argument("--shop", default="", help="shop id for rows whose shop_id is empty")
+    aws_options(imp)
+    imp.set_defaults(func=_import)
+
+    rep = sub.add_parser("replay", help="re-feed logged channel requests to the status mapper (idempotent)")
+    rep.add_argument("--channel", help="entries reported by this channel module (a Scan of the event log)")
+    rep.add_argument("--order", help="entries of this hub order id (a Query)")
+    rep.add_argument("--since", help="received at or after (ISO; without offset: business time zone)")
+    rep.add_argument("--until", help="received before (ISO; without offset: business time zone)")
+    rep.add_argument("--outcome", help="only entries logged with this outcome, e.g. unmapped")
+    rep.add_argument("--dry-run", action="store_true", help="list what would be re-fed, send nothing")
+    aws_options(rep)
+    rep.set_defaults(func=_replay)
+
+    for name, func, text in (("drift", _drift_report, "unknown payload fields per channel, and the rule covering each"),
+                             ("gaps", _gaps_report, "codes without a row in their channel's mapping table")):
+        group = sub.add_parser(name, help=text).add_subparsers(dest=f"{name}_command", required=True)
+        p = group.add_parser("report", help=text)
+        p.add_argument("--channel", help="one channel only")
+        aws_options(p)
+        p.set_defaults(func=func)
+
+
+def _client(args: argparse.Namespace, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, endpoint_url=args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
+
+
+def _physical(config: Any, name: str) -> str:
+    from infra.topology import build_topology
+
+    return build_topology(config.topology_subscribers(), config.business_timezone).physical_name(config.stage, name)
+
+
+def _intake_sender(args: argparse.Namespace, config: Any) -> Any:
+    from infra.topology import INTAKE_QUEUE
+    from orderhub.imports import IntakeBatchSender
+
+    sqs = _client(args, "sqs")
+    return IntakeBatchSender(sqs.get_queue_url(QueueName=_physical(config, INTAKE_QUEUE))["QueueUrl"], sqs)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from orderhub.clock import SystemClock
+    from orderhub.imports import ENQUEUED, run_import
+
+    config = _config(args)
+    report = run_import(args.file.read_bytes(), file_name=args.file.name, channel=args.channel, shop_id=args.shop,
+                        business_tz=config.business_timezone, now=SystemClock().now(),
+                        sender=_intake_sender(args, config), request_id=f"cli:{args.file.name}"[:64])
+    print(report.render())
+    return 0 if report.status == ENQUEUED else 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from infra.replay import Selection, plan_replay, render_plan, select_entries, send_plan, utc_bound
+    from infra.topology import ORDER_EVENTS_TABLE
+    from orderhub.clock import SystemClock
+
+    if not (args.channel or args.order):
+        print("replay needs --channel or --order", file=sys.stderr)
+        return 2
+    config = _config(args)
+    tz = config.business_timezone
+    selection = Selection(channel=args.channel, order_id=args.order, outcome=args.outcome,
+                          since=utc_bound(args.since, tz) if args.since else None,
+                          until=utc_bound(args.until, tz) if args.until else None)
+    if not args.order:
+        print("scanning the whole event log (billed per item read, whatever the filter keeps)…", file=sys.stderr)
+    entries = list(select_entries(_client(args, "dynamodb"), _physical(config, ORDER_EVENTS_TABLE), selection))
+    plan = plan_replay(entries, SystemClock().now())
+    print(render_plan(plan))
+    if args.dry_run:
+        print(f"dry run: {len(plan.messages)} requests would be re-fed ({len(entries)} log entries)")
+        return 0
+    result = send_plan(plan, _intake_sender(args, config))
+    print(f"re-fed {result.sent} of {result.planned} requests ({len(entries)} log entries)"
+          + (f"; {result.failure}" if result.failure else ""))
+    return 1 if result.failure else 0
+
+
+def _health(args: argparse.Namespace, config: Any) -> list[Any]:
+    from infra.topology import CHANNEL_HEALTH_TABLE
+    from orderhub.store.health import ChannelHealth
+
+    store = ChannelHealth(_client(args, "dynamodb"), _physical(config, CHANNEL_HEALTH_TABLE))
+    return store.entries(channel=args.channel)
+
+
+def _drift_report(args: argparse.Namespace) -> int:
+    import json
+
+    from infra.reports import drift_report
+    from orderhub.channels.base import NO_RULES, FieldRules
+
+    config = _config(args)
+    ssm = _client(args, "ssm")
+
+    def rules_for(channel: str) -> FieldRules:  # the configuration the mapper reads now
+        try:
+            document = json.loads(ssm.get_parameter(Name=f"{config.config_prefix}/channels/{channel}")
+                                  ["Parameter"]["Value"])
+        except ssm.exceptions.ParameterNotFound:
+            return NO_RULES
+        return FieldRules.from_document(document.get("field_rules"))
+
+    print(drift_report(_health(args, config), rules_for))
+    return 0
+
+
+def _gaps_report(args: argparse.Namespace) -> int:
+    from infra.reports import gaps_report
+
+    print(gaps_report(_health(args, _config(args))))
+    return 0
 
 
 # --------------------------------------------------------------------------- demo

@@ -12,7 +12,7 @@ from infra.cdk.constructs.outbound import Outbound
 from infra.cdk.constructs.processing import Processing
 from infra.cdk.constructs.queues import Queues
 from infra.cdk.constructs.schedules import DEAD_LETTER_NAME, DEAD_LETTER_RETENTION, Schedules
-from infra.cdk.constructs.storage import Storage
+from infra.cdk.constructs.storage import Storage, add_bucket_notifications
 from infra.cdk.constructs.wiring import Wiring
 from infra.cdk.naming import Settings
 from infra.topology import StreamTrigger, Topology
@@ -37,6 +37,7 @@ class OrderHubStack(Stack):
         self.settings = settings
         storage = Storage(self, "Storage", topology=topology, settings=settings)
         queues = Queues(self, "Queues", topology=topology, settings=settings, key=storage.key)
+        add_bucket_notifications(storage, topology, queues.by_name)
         outbound = Outbound(self, "Outbound", topology=topology, settings=settings, queues=queues.by_name)
         wiring = Wiring(
             settings=settings,

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra.config import REPO_ROOT, HubConfig
-from infra.topology import Function, Ref, Table, Topology
+from infra.topology import Bucket, Function, Ref, Table, Topology
 
 log = logging.getLogger("orderhub.local.resources")
 
@@ -80,6 +80,7 @@ def provision(topology: Topology, config: HubConfig, client: ClientFactory, regi
         name = physical_name(topology, config, bucket.name)
         _bucket(s3, name, region, bucket.expire_after_days)
         out.buckets[bucket.name] = name
+        _notifications(s3, sqs, bucket, name, out)
     _parameters(config, client("ssm"), client("secretsmanager"))
     return out
 
@@ -162,6 +163,31 @@ def _bucket(s3: Any, name: str, region: str, expire_after_days: int | None) -> N
         s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": [{
             "ID": "expire", "Status": "Enabled", "Filter": {"Prefix": ""},
             "Expiration": {"Days": expire_after_days}}]})
+
+
+def _notifications(s3: Any, sqs: Any, bucket: Bucket, name: str, out: Provisioned) -> None:
+    """S3 -> SQS event notifications of the bucket (moto delivers them, as S3 does, with an s3:TestEvent first)."""
+    if not bucket.notifications:
+        return
+    bucket_arn = f"arn:aws:s3:::{name}"
+    configurations = []
+    for n in bucket.notifications:
+        rules = [{"Name": "prefix", "Value": n.prefix}] + ([{"Name": "suffix", "Value": n.suffix}] if n.suffix else [])
+        configurations.append({"Id": f"{n.queue}-{n.prefix.strip('/')}", "QueueArn": out.queue_arns[n.queue],
+                               "Events": ["s3:ObjectCreated:*"], "Filter": {"Key": {"FilterRules": rules}}})
+        # moto does not check it, AWS does: only this bucket (of this account) may send to the queue.
+        url = out.queue_urls[n.queue]
+        current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
+        policy = json.loads(current.get("Policy") or '{"Version": "2012-10-17", "Statement": []}')
+        sid = f"from-bucket-{bucket.name}"
+        policy["Statement"] = [st for st in policy["Statement"] if st.get("Sid") != sid] + [{
+            "Sid": sid, "Effect": "Allow", "Principal": {"Service": "s3.amazonaws.com"},
+            "Action": "sqs:SendMessage", "Resource": out.queue_arns[n.queue],
+            "Condition": {"ArnLike": {"aws:SourceArn": bucket_arn},
+                          "StringEquals": {"aws:SourceAccount": out.account_id}}}]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+    s3.put_bucket_notification_configuration(Bucket=name, NotificationConfiguration={
+        "QueueConfigurations": configurations})
 
 
 def _parameters(config: HubConfig, ssm: Any, secrets: Any) -> None:

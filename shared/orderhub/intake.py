@@ -69,6 +69,10 @@ def accept_webhook(
     except ChannelRejection as rejection:
         return IntakeResult(channel.rejected(rejection), rejection=rejection.reason)
 
+    if not events:
+        # A platform's test or ping message (Douyin tag 0, WooCommerce's ping, Shopify compliance
+        # topics): acknowledged, nothing to keep.
+        return IntakeResult(channel.accepted())
     kept = {name: request.headers[name] for name in channel.kept_headers if name in request.headers}
     queue.send(IntakeMessage.wrap(channel.name, utc_iso(now), request_id, request.source_ip, kept, request.body))
     return IntakeResult(channel.accepted(), accepted_events=len(events))

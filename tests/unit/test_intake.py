@@ -66,3 +66,16 @@ def test_an_unknown_channel_gets_404():
 def test_a_too_large_body_gets_413_before_any_parsing():
     result, queue = accept(signed(b"{" + b" " * 70_000 + b"}"))
     assert result.reply.status_code == 413 and queue.sent == []
+
+
+def test_a_platform_ping_is_acknowledged_and_nothing_is_queued():
+    # WooCommerce pings a new webhook with an unsigned form body; it must get 200 and leave nothing
+    ping = InboundRequest("woocommerce", {"content-type": "application/x-www-form-urlencoded"}, b"webhook_id=7",
+                          "198.51.100.7")
+    result, queue = accept(ping)
+    assert result.reply.status_code == 200 and result.accepted_events == 0 and queue.sent == []
+
+
+def test_pulled_channels_have_no_webhook():
+    result, queue = accept(signed(b"{}", channel="taobao"))
+    assert result.reply.status_code == 404 and queue.sent == []

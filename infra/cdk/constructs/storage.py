@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import cast
+
 from aws_cdk import Aws, Duration, RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.cdk.naming import (
@@ -129,6 +133,55 @@ class Storage(Construct):
             ],
             removal_policy=RemovalPolicy.RETAIN,
         )
+
+
+def add_bucket_notifications(storage: Storage, topology: Topology, queues: Mapping[str, sqs.Queue]) -> None:
+    """S3 event notifications (objects created under a prefix -> an SQS queue), in the bucket itself.
+
+    Native `NotificationConfiguration` rather than `Bucket.add_event_notification`, whose custom
+    resource brings a Lambda function with a managed-policy role and `s3:PutBucketNotification`
+    on "*". S3 checks at configuration time that it may send to the queue, so the bucket
+    depends on the queue policy; the policy names the bucket by its ARN built from the bucket
+    name (not a reference to the bucket), which keeps the dependency one-way.
+    """
+    for spec in topology.buckets:
+        if not spec.notifications:
+            continue
+        bucket = storage.buckets[spec.name]
+        cfn_bucket = cast(s3.CfnBucket, bucket.node.default_child)
+        bucket_arn = f"arn:{Aws.PARTITION}:s3:::{cfn_bucket.bucket_name}"
+        configurations = []
+        for n in spec.notifications:
+            queue = queues[n.queue]
+            rules = [s3.CfnBucket.FilterRuleProperty(name="prefix", value=n.prefix)]
+            if n.suffix:
+                rules.append(s3.CfnBucket.FilterRuleProperty(name="suffix", value=n.suffix))
+            configurations.append(s3.CfnBucket.QueueConfigurationProperty(
+                event="s3:ObjectCreated:*", queue=queue.queue_arn,
+                filter=s3.CfnBucket.NotificationFilterProperty(s3_key=s3.CfnBucket.S3KeyFilterProperty(rules=rules))))
+            added = queue.add_to_resource_policy(iam.PolicyStatement(
+                sid=f"FromBucket{spec.name.title().replace('-', '')}",
+                principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[queue.queue_arn],
+                # S3 ARNs carry no account: the account condition keeps a re-created bucket of the
+                # same name elsewhere out.
+                conditions={"ArnLike": {"aws:SourceArn": bucket_arn},
+                            "StringEquals": {"aws:SourceAccount": Aws.ACCOUNT_ID}},
+            ))
+            if added.policy_dependable is not None:
+                cfn_bucket.node.add_dependency(added.policy_dependable)
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            queue_configurations=configurations)
+    if any(spec.notifications for spec in topology.buckets):
+        # S3 writes the notifications into the encrypted queue (and reads back to validate the
+        # destination); like EventBridge above, the queue policy is where the source is narrowed.
+        storage.key.add_to_resource_policy(iam.PolicyStatement(
+            sid="S3NotificationsToQueues",
+            principals=[iam.ServicePrincipal("s3.amazonaws.com")],
+            actions=["kms:Decrypt", "kms:GenerateDataKey"],
+            resources=["*"],  # in a key policy "*" is this key
+        ))
 
 
 def _string_key(name: str | None) -> dynamodb.Attribute | None:
