@@ -72,19 +72,27 @@ def _run(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
+    from infra.local.platforms import embedded_platforms, stop_platforms
+
+    platforms, config = embedded_platforms(config, seed_orders=20)
     with LocalRuntime(config, port=args.port, moto_port=args.moto_port) as runtime:
         cold = runtime.warm()
         print(f"orderhub ({config.stage}) is serving", flush=True)
         print(f"  API            {runtime.api_url}")
         print(f"  embedded AWS   {runtime.endpoint_url}   (region {runtime.region})")
+        for name, fake in platforms.items():
+            print(f"  embedded {name:<6}{fake.url}   (pulled every 5 minutes)")
         for name, init in cold.items():
             print(f"  {name:<16} " + (f"init {init:.0f} ms" if isinstance(init, float) else f"INIT FAILED: {init}"))
         print("To use the AWS CLI / boto3 / `orderhub dlq` against it, in another shell:")
         print(f"  export AWS_ENDPOINT_URL={runtime.endpoint_url} AWS_DEFAULT_REGION={runtime.region} "
               f"AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing")
         print("Ctrl-C to stop.", flush=True)
-        while not stop.wait(1.0):
-            pass
+        try:
+            while not stop.wait(1.0):
+                pass
+        finally:
+            stop_platforms(platforms)
         print("stopping…", flush=True)
     return 0
 
