@@ -114,7 +114,7 @@ def measure(rounds: int, repeats: int, channels: tuple[str, ...]) -> dict[str, t
             requests = _push_requests(config, channel)
             events = [e for _, e in requests] * rounds
 
-            def post(event: dict[str, Any]) -> None:
+            def post(event: dict[str, Any], channel: str = channel) -> None:
                 reply = ingest.lambda_handler(event, ingest_ctx)
                 if reply["statusCode"] >= 300:
                     raise RuntimeError(f"{channel}: ingest replied {reply}")
@@ -132,7 +132,7 @@ def measure(rounds: int, repeats: int, channels: tuple[str, ...]) -> dict[str, t
         stores = [DynamoOrderStore(client=hub_dynamo()) for _ in range(rounds * repeats + 1)]
         pool = iter(stores)
 
-        def map_round(_: int) -> None:
+        def map_round(_: int, pool=pool, batches=batches, channel=channel) -> None:
             mapper._store = next(pool)
             for batch in batches:
                 reply = mapper.lambda_handler(batch, mapper_ctx)

@@ -2,6 +2,9 @@
 
 The DLQ commands are plain boto3: with normal credentials they act on AWS; pointed at a
 running `orderhub run` (AWS_ENDPOINT_URL or --endpoint-url) they act on its embedded moto.
+So do the other operator commands: `import` (a CSV file of order events, events/import/),
+`replay` (re-feed logged requests, infra/replay.py) and `drift report` / `gaps report`
+(infra/reports.py).
 """
 
 from __future__ import annotations
@@ -56,9 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _config(args: argparse.Namespace) -> Any:
-    if getattr(args, "config", None):
-        os.environ["ORDERHUB_CONFIG"] = str(args.config)
-    return load_config()
+    return load_config(getattr(args, "config", None))
 
 
 # --------------------------------------------------------------------------- run

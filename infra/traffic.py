@@ -10,7 +10,7 @@ import json
 import random
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,7 @@ def signed_request(config: HubConfig, request: ChannelRequest, now: datetime | N
     module = __import__(type(get_channel(request.channel)).__module__, fromlist=["client_request"])
     channel = config.channels[request.channel]
     return module.client_request(request.payload, request.headers, secret or channel.secrets[0], channel.app_key,
-                                 now or datetime.now(timezone.utc))
+                                 now or datetime.now(UTC))
 
 
 def encode(event: dict[str, Any]) -> bytes:

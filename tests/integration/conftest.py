@@ -114,10 +114,12 @@ def _reset_lambda_state() -> None:
     """Module-level clients and caches survive between invocations, as in Lambda; not between tests."""
     from aws_lambda_powertools.utilities import parameters
 
+    from orderhub import settings
     from orderhub.aws import reset_clients
 
     reset_clients()
     parameters.clear_caches()
+    settings._built.clear()
     for name in ("webhook_ingest", "event_publisher"):
         module = importlib.import_module(f"functions.{name}.handler")
         for attr in ("_queue", "_publisher"):

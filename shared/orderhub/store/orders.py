@@ -30,7 +30,7 @@ class EventLogEntry(BaseModel):
     channel: str
     channel_event_id: str
     channel_code: str
-    kind: str | None
+    kind: str | None = None
     event_time: str
     received_at: str
     outcome: str  # applied | no_change | unmapped | status_held
