@@ -125,7 +125,8 @@ def _grant(policy: RolePolicy, access: Access, topology: Topology, wiring: Wirin
             policy.allow(("events:PutEvents",), [b.event_bus_arn for b in named.values()])
         case "bucket:read":
             for bucket in named.values():
-                policy.allow_objects(("s3:GetObject",), bucket)
+                # The buckets are versioned: S3 notifications name the object version to read.
+                policy.allow_objects(("s3:GetObject", "s3:GetObjectVersion"), bucket)
             policy.allow(("s3:ListBucket",), [b.bucket_arn for b in named.values()])
             policy.kms_actions.update(_KMS_READ)
         case "bucket:write":

@@ -68,6 +68,11 @@ class Transition:
         return self.before != self.after
 
 
+# Sources that report for the channel their events name, as that channel would: a CSV import is
+# the channel's own record (its shop, its holds), unlike a warehouse or a carrier reporting on it.
+SPEAKS_FOR_ITS_CHANNEL = frozenset({"import"})
+
+
 def _newer(stamp: Stamp, than: Stamp | None) -> bool:
     return than is None or stamp.key() > than.key()
 
@@ -108,7 +113,8 @@ def merge_event(current: Order | None, event: OrderEvent, order_id: str | None =
     stamp = Stamp(at=at, event_id=event.event_id)
     update: dict = {}
     refused = refused_kinds(event)
-    is_own_channel = event.reporter == order.channel or not order.channel
+    is_own_channel = (event.reporter == order.channel or not order.channel
+                      or (event.source in SPEAKS_FOR_ITS_CHANNEL and event.channel == order.channel))
 
     milestones: dict[str, str] = {}
     for kind in event.kinds:
@@ -185,8 +191,8 @@ def _shipped_fully(order: Order) -> bool:
         return True
     shipped: dict[str, int] = {}
     for package in order.packages.values():
-        for line in package.lines:
-            shipped[line.sku] = shipped.get(line.sku, 0) + line.quantity
+        for packed in package.lines:
+            shipped[packed.sku] = shipped.get(packed.sku, 0) + packed.quantity
     needed: dict[str, int] = {}
     for line in order.lines:
         needed[line.sku] = needed.get(line.sku, 0) + line.quantity

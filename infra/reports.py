@@ -1,0 +1,91 @@
+"""`orderhub drift report` and `orderhub gaps report` (ING-7, ST-1): what the channels send that the hub does not know.
+
+The status mapper counts, per channel (the reporter: `import` for imported files), every
+payload field path its module does not know (drift) and every code its mapping table has no
+row for (gaps), in the channel-health table (`orderhub.store.health`). These reports print
+one table per channel: the path or code, how often it was seen, first and last seen (hub
+clock, UTC), an example event id (look it up in the order's timeline), and for drift whether
+a field rule of the channel's configuration covers the path now:
+
+- `drop` / `rename -> <path>` / `ignore`: configured; events mapped from now on no longer
+  report it (the counter keeps its history);
+- `-`: no rule: decide whether the field matters (a module change), is noise (`ignore`) or
+  must never be kept (`drop`), then `orderhub replay` the affected events if it mattered.
+
+A gap is fixed in the channel's mapping table (a code change); replaying the events logged
+as `unmapped` then applies them.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from itertools import groupby
+
+from orderhub.channels.base import NO_RULES, FieldRules
+from orderhub.store.health import DRIFT, GAP, HealthEntry
+
+RulesSource = Callable[[str], FieldRules]
+
+
+def rule_covering(path: str, rules: FieldRules) -> str:
+    """Which configured field rule covers a drift path now ("" when none does)."""
+
+    def covers(rule: str) -> bool:
+        return path == rule or path.startswith(rule + ".") or path.startswith(rule + "[]")
+
+    for rule in rules.drop:
+        if covers(rule):
+            return "drop"
+    for new, old in rules.rename.items():
+        if covers(new):
+            return f"rename -> {old}"
+    for rule in rules.ignore:
+        if covers(rule):
+            return "ignore"
+    return ""
+
+
+def drift_report(entries: Iterable[HealthEntry], rules_for: RulesSource | None = None) -> str:
+    drift = [e for e in entries if e.kind == DRIFT]
+    if not drift:
+        return "no schema drift recorded"
+    out = []
+    for channel, group in groupby(sorted(drift, key=lambda e: (e.channel, e.key)), key=lambda e: e.channel):
+        rules = rules_for(channel) if rules_for is not None else NO_RULES
+        rows = [[e.key, str(e.count), e.first_seen, e.last_seen, e.last_event_id, rule_covering(e.key, rules) or "-"]
+                for e in group]
+        out.append(f"channel {channel}: {len(rows)} unknown field path{'s' if len(rows) != 1 else ''}")
+        out.append(table(["path", "count", "first seen", "last seen", "example event", "rule now"], rows))
+    return "\n\n".join(out)
+
+
+def gaps_report(entries: Iterable[HealthEntry]) -> str:
+    gaps = [e for e in entries if e.kind == GAP]
+    if not gaps:
+        return "no mapping gaps recorded"
+    out = []
+    for channel, group in groupby(sorted(gaps, key=lambda e: (e.channel, e.key)), key=lambda e: e.channel):
+        rows = [[e.key, str(e.count), e.first_seen, e.last_seen, e.last_event_id] for e in group]
+        out.append(f"channel {channel}: {len(rows)} unmapped code{'s' if len(rows) != 1 else ''}")
+        out.append(table(["code", "count", "first seen", "last seen", "example event"], rows))
+    return "\n\n".join(out)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain text table; column widths count CJK characters as two (paths can be Chinese column names)."""
+    widths = [max(_width(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    right = {i for i, h in enumerate(headers) if h == "count"}
+
+    def line(cells: Sequence[str]) -> str:
+        parts = []
+        for i, cell in enumerate(cells):
+            pad = " " * (widths[i] - _width(cell))
+            parts.append(pad + cell if i in right else cell + pad)
+        return "  " + "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
