@@ -68,9 +68,17 @@ def test_only_province_and_city_of_the_encrypted_consignee_are_kept():
 def test_every_order_state_produces_its_mapped_milestones_and_hold(state):
     kinds, hold = STATUS_MAP[state]
     event = parse(order(state))
-    assert event.kinds == kinds and event.hold == hold and event.gaps == ()
+    # The sample order was paid (paymentConfirmTime set): a state that speaks says so too.
+    paid = (EventKind.PAID,) if kinds and EventKind.PAID not in kinds else ()
+    assert event.kinds == kinds + paid and event.hold == hold and event.gaps == ()
     assert event.channel_code == f"orderState={state}"
     assert EventKind.OUTBOUND not in event.kinds  # ST-4: JD saying "shipped" is a ship request
+
+
+def test_a_cancelled_snapshot_keeps_the_payment_it_records_and_an_unpaid_one_stays_unpaid():
+    assert EventKind.PAID in parse(order("TRADE_CANCELED")).kinds
+    unpaid = parse(order("TRADE_CANCELED", paid=None))
+    assert EventKind.PAID not in unpaid.kinds and unpaid.payment is None
 
 
 @pytest.mark.parametrize("state", sorted(STATUS_MAP))

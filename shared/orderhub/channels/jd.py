@@ -47,6 +47,7 @@ from orderhub.channels.base import (
 from orderhub.channels.taobao import (
     client_request,
     count,
+    cst_time,
     describe,
     fen,
     ident,
@@ -161,6 +162,10 @@ class JdChannel(Channel):
             paid_states = self.paid_only_in.get(pay_type.split("-", 1)[0])
             if paid_states is not None and state not in paid_states:
                 kinds = tuple(k for k in kinds if k is not E.PAID)
+            elif kinds and E.PAID not in kinds and cst_time(order, "paymentConfirmTime"):
+                # A state that no longer says "paid" (TRADE_CANCELED) still says when the money came
+                # in: a pull that first meets the order cancelled must not take it for unpaid.
+                kinds = (*kinds, E.PAID)
 
         event: dict[str, Any] = {
             "channel": self.name, "channel_order_id": order_id, "shop_id": text(order, "venderId"),
