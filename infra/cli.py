@@ -287,7 +287,7 @@ def _physical(config: Any, name: str) -> str:
 
 def _intake_sender(args: argparse.Namespace, config: Any) -> Any:
     from infra.topology import INTAKE_QUEUE
-    from orderhub.imports import IntakeBatchSender
+    from orderhub.intake_batch import IntakeBatchSender
 
     sqs = _client(args, "sqs")
     return IntakeBatchSender(sqs.get_queue_url(QueueName=_physical(config, INTAKE_QUEUE))["QueueUrl"], sqs)

@@ -36,7 +36,8 @@ from zoneinfo import ZoneInfo
 
 from orderhub.channels import UnknownChannel, get_channel
 from orderhub.clock import utc_iso
-from orderhub.imports import BatchSender, send_messages
+from orderhub.imports import send_messages
+from orderhub.intake_batch import BatchSender
 from orderhub.models.envelope import IntakeMessage
 from orderhub.store.orders import EventLogEntry, entry_from_item
 

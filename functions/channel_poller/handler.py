@@ -48,7 +48,8 @@ def _count(channel: str, name: str, value: float, unit: MetricUnit) -> None:
 
 @lambda_entry()
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from orderhub.pull.poller import IntakeBatcher, poll_shops
+    from orderhub.pull.poller import poll_shops
+    from orderhub.pull.sink import IntakeBatcher
     from orderhub.store.watermarks import DynamoWatermarkStore
 
     jobs, unconfigured = _jobs()

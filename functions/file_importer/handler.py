@@ -29,7 +29,8 @@ from urllib.parse import unquote_plus
 from orderhub import settings
 from orderhub.channels.file_import import RowProblem
 from orderhub.clock import SystemClock, utc_iso
-from orderhub.imports import INCOMPLETE, MAX_FILE_BYTES, ImportReport, IntakeBatchSender, run_import
+from orderhub.imports import INCOMPLETE, MAX_FILE_BYTES, ImportReport, run_import
+from orderhub.intake_batch import IntakeBatchSender
 from orderhub.observability import lambda_entry, logger, metrics
 
 IMPORTS_PREFIX = "imports/"

@@ -7,7 +7,7 @@ from constructs import Construct
 
 from infra.cdk.assets import AssetPaths
 from infra.cdk.constructs.ingest import Ingest
-from infra.cdk.constructs.monitoring import Monitoring
+from infra.cdk.constructs.monitoring import PULL_MAX_LAG, Monitoring
 from infra.cdk.constructs.outbound import Outbound
 from infra.cdk.constructs.processing import Processing
 from infra.cdk.constructs.queues import Queues
@@ -15,7 +15,7 @@ from infra.cdk.constructs.schedules import DEAD_LETTER_NAME, DEAD_LETTER_RETENTI
 from infra.cdk.constructs.storage import Storage, add_bucket_notifications
 from infra.cdk.constructs.wiring import Wiring
 from infra.cdk.naming import Settings
-from infra.topology import StreamTrigger, Topology
+from infra.topology import PULL_CHANNELS, StreamTrigger, Topology
 
 
 class OrderHubStack(Stack):
@@ -66,6 +66,20 @@ class OrderHubStack(Stack):
                 spec.name,
                 processing.functions[spec.name],
                 reads_stream=any(isinstance(t, StreamTrigger) for t in spec.triggers),
+            )
+        # ING-5: every run, the channel poller reports each pulled channel's lag (its slowest shop). Powertools
+        # puts its service dimension beside the channel, so the alarm names both (or it watches no metric).
+        service = topology.function("channel_poller").environment["POWERTOOLS_SERVICE_NAME"]
+        if not isinstance(service, str):
+            raise TypeError("channel_poller: POWERTOOLS_SERVICE_NAME must be a literal (it is a metric dimension)")
+        for channel in PULL_CHANNELS:
+            monitoring.watch_metric(
+                f"pull-lag-{channel}",
+                "PullLagSeconds",
+                dimensions={"channel": channel, "service": service},
+                threshold=PULL_MAX_LAG.to_seconds(),
+                description=f"{channel} orders are pulled more than {PULL_MAX_LAG.to_human_string()} late: "
+                "see PullShopFailures and the channel_poller's 'shop polled' warnings.",
             )
 
         CfnOutput(self, "ApiUrl", value=ingest.url, description="Base URL of the HTTP API")

@@ -10,7 +10,7 @@
    any row -> nothing is sent and the report lists every problem with its row number
    (1-based, the header is row 1, as a spreadsheet numbers them).
 3. Send one intake message per order event (channel `import`; the rows of a multi-line
-   `created` make one event) with SendMessageBatch, retrying each failed entry. If sending
+   `created` make one event) with SendMessageBatch (`orderhub.intake_batch`), retrying each failed entry. If sending
    still fails midway the report says how far it got; importing the same file again is safe
    because event ids derive from the file's SHA-256 and the row number, so events already
    mapped are duplicates in the order's log.
@@ -25,7 +25,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from operator import itemgetter
+from typing import Any
 
 from orderhub.channels.base import Malformed
 from orderhub.channels.file_import import (
@@ -43,13 +44,12 @@ from orderhub.channels.file_import import (
     read_row,
 )
 from orderhub.clock import utc_iso
+from orderhub.intake_batch import MAX_MESSAGE_BYTES, BatchSender, Failures, batches, send_with_retries
 from orderhub.models.envelope import IntakeMessage
 
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_ROWS = 50_000  # what one file_importer invocation sends well within its timeout; split bigger files
-SQS_MAX_BYTES = 256 * 1024  # one message, and one SendMessageBatch request in total
-SQS_MAX_BATCH = 10
-SEND_ATTEMPTS = 5
+SEND_ATTEMPTS = 5  # calls per batch, the first one included
 # An event time further ahead of the hub clock is a typo (year, time zone), not an event.
 FUTURE_TOLERANCE = timedelta(minutes=10)
 
@@ -97,32 +97,6 @@ class ImportReport:
 class PreparedImport:
     report: ImportReport
     messages: list[tuple[int, IntakeMessage]]  # (first row, message), in row order
-
-
-class BatchSender(Protocol):
-    def send_batch(self, messages: Sequence[IntakeMessage]) -> dict[int, tuple[str, bool]]:
-        """Send up to 10 messages; the failed ones by index -> (reason, worth retrying)."""
-        ...
-
-
-class IntakeBatchSender:
-    """SendMessageBatch to the intake queue."""
-
-    def __init__(self, queue_url: str, client: Any = None) -> None:
-        self._url = queue_url
-        self._client = client
-
-    def send_batch(self, messages: Sequence[IntakeMessage]) -> dict[int, tuple[str, bool]]:
-        if self._client is None:
-            from orderhub.aws import client
-
-            self._client = client("sqs")
-        reply = self._client.send_message_batch(QueueUrl=self._url, Entries=[
-            {"Id": str(i), "MessageBody": m.model_dump_json(),
-             "MessageAttributes": {"channel": {"DataType": "String", "StringValue": m.channel}}}
-            for i, m in enumerate(messages)])
-        return {int(f["Id"]): (f"{f.get('Code', '')}: {f.get('Message', '')}".strip(": "), not f.get("SenderFault"))
-                for f in reply.get("Failed", [])}
 
 
 def file_sha256(data: bytes) -> str:
@@ -182,7 +156,7 @@ def prepare_import(data: bytes, *, file_name: str, channel: str, shop_id: str, b
             report.errors.append(RowProblem(first, "", exc.reason))
             continue
         message = IntakeMessage.wrap(CHANNEL_NAME, received_at, request_id, source_ip, {}, body)
-        if len(message.model_dump_json().encode()) > SQS_MAX_BYTES:
+        if len(message.model_dump_json().encode()) > MAX_MESSAGE_BYTES:
             report.errors.append(RowProblem(first, "", f"order {group[0][0].channel_order_id} is too large for one "
                                                        "message: split its lines over several files"))
             continue
@@ -295,37 +269,18 @@ def send_messages(items: Sequence[tuple[int, IntakeMessage]], sender: BatchSende
 
     Returns (messages sent, the reference of the first message not sent or None, why).
     """
+
+    def send(messages: Sequence[IntakeMessage]) -> Failures:
+        try:
+            return sender.send_batch(messages)
+        except Exception as exc:  # the whole call failed (after the SDK's own retries): worth trying again
+            return {n: (f"{type(exc).__name__}: {exc}", True) for n in range(len(messages))}
+
     sent = 0
-    for batch in _batches(list(items)):
-        pending = list(range(len(batch)))
-        reason = ""
-        for attempt in range(SEND_ATTEMPTS):
-            if attempt:
-                sleep(min(0.2 * 2 ** attempt, 5.0))
-            try:
-                failed = sender.send_batch([batch[i][1] for i in pending])
-            except Exception as exc:  # the whole call failed (after the SDK's own retries)
-                failed = {n: (f"{type(exc).__name__}: {exc}", True) for n in range(len(pending))}
-            sent += len(pending) - len(failed)
-            pending = [pending[n] for n in sorted(failed)]
-            if not pending:
-                break
-            reason = next(iter(failed.values()))[0]
-            if not any(retry for _, retry in failed.values()):
-                break  # the request itself is wrong: retrying cannot help
-        if pending:
-            return sent, min(batch[i][0] for i in pending), reason
+    for batch in batches(items, itemgetter(1)):
+        unsent = send_with_retries(send, [message for _, message in batch], attempts=SEND_ATTEMPTS,
+                                   backoff_s=0.2, max_backoff_s=5.0, sleep=sleep)
+        sent += len(batch) - len(unsent)
+        if unsent:
+            return sent, min(batch[i][0] for i in unsent), next(iter(unsent.values()))[0]
     return sent, None, ""
-
-
-def _batches(messages: list[tuple[int, IntakeMessage]]) -> list[list[tuple[int, IntakeMessage]]]:
-    batches: list[list[tuple[int, IntakeMessage]]] = []
-    size = 0
-    for item in messages:
-        length = len(item[1].model_dump_json().encode())
-        if not batches or len(batches[-1]) == SQS_MAX_BATCH or size + length > SQS_MAX_BYTES:
-            batches.append([])
-            size = 0
-        batches[-1].append(item)
-        size += length
-    return batches

@@ -11,7 +11,8 @@ import pytest
 from infra.cli import main
 from infra.replay import Selection, plan_replay, select_entries, send_plan
 from orderhub.clock import utc_iso
-from orderhub.imports import ENQUEUED, REJECTED, IntakeBatchSender, run_import
+from orderhub.imports import ENQUEUED, REJECTED, run_import
+from orderhub.intake_batch import IntakeBatchSender
 from orderhub.lifecycle.machine import hub_order_id
 from orderhub.store.health import ChannelHealth
 from orderhub.store.orders import DynamoOrderStore

@@ -20,8 +20,6 @@ from hypothesis import strategies as st
 from orderhub.clock import FixedClock, utc_iso
 from orderhub.pull.base import Page, PullError, RateLimited, Shop
 from orderhub.pull.poller import (
-    EnqueueError,
-    IntakeBatcher,
     Job,
     PollPolicy,
     plan_windows,
@@ -31,6 +29,7 @@ from orderhub.pull.poller import (
     whole_seconds,
     window_size,
 )
+from orderhub.pull.sink import EnqueueError, IntakeBatcher
 from orderhub.store.watermarks import MemoryWatermarkStore, shop_key
 
 NOW = datetime(2026, 11, 19, 12, 0, tzinfo=UTC)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aws_cdk import Aws, Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
@@ -19,6 +21,12 @@ from infra.cdk.naming import (
     WORK_QUEUE_MAX_AGE,
     Settings,
 )
+
+# The namespace of the functions' own metrics (POWERTOOLS_METRICS_NAMESPACE in infra/topology.py).
+METRICS_NAMESPACE = "OrderHub"
+# A pulled channel whose slowest shop's watermark is further behind the clock than this is not being
+# caught up (ING-5): the platform keeps failing, or the runs have no time left for its shops.
+PULL_MAX_LAG = Duration.minutes(30)
 
 
 class Monitoring(Construct):
@@ -88,7 +96,25 @@ class Monitoring(Construct):
                 description=f"{function.function_name} is behind on its stream: domain events are late.",
             )
 
-    def _alarm(self, name: str, metric: cloudwatch.IMetric, *, threshold: float, description: str) -> None:
+    def watch_metric(self, name: str, metric_name: str, *, dimensions: Mapping[str, str], threshold: float,
+                     description: str, statistic: str = "Maximum") -> None:
+        """A metric a function emits itself (namespace OrderHub) above `threshold` over one alarm period.
+
+        `dimensions` must be the metric's whole dimension set (CloudWatch matches it exactly). These
+        metrics come once per run, which need not fall in every period: a period without a data point
+        leaves the alarm as it is (a late run neither clears nor raises it).
+        """
+        self._alarm(
+            name,
+            cloudwatch.Metric(namespace=METRICS_NAMESPACE, metric_name=metric_name, dimensions_map=dict(dimensions),
+                              statistic=statistic, period=ALARM_PERIOD),
+            threshold=threshold,
+            description=description,
+            treat_missing_data=cloudwatch.TreatMissingData.IGNORE,
+        )
+
+    def _alarm(self, name: str, metric: cloudwatch.IMetric, *, threshold: float, description: str,
+               treat_missing_data: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING) -> None:
         alarm = cloudwatch.Alarm(
             self,
             name,
@@ -98,7 +124,7 @@ class Monitoring(Construct):
             threshold=threshold,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
             evaluation_periods=1,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            treat_missing_data=treat_missing_data,
         )
         alarm.add_alarm_action(self._action)
         alarm.add_ok_action(self._action)
