@@ -96,7 +96,8 @@ def poll_once(channel: str, client: Any, shop: Any, watermark: datetime) -> Run:
     from functions.channel_poller.handler import MARGIN_S
     from infra.topology import POLLER_TIMEOUT_S
     from orderhub.clock import SystemClock
-    from orderhub.pull.poller import PollPolicy, poll_shop
+    from orderhub.pull.poller import poll_shop
+    from orderhub.pull.windows import PollPolicy
     from orderhub.store.watermarks import MemoryWatermarkStore, shop_key
 
     store = MemoryWatermarkStore()
@@ -132,7 +133,7 @@ def measure(channel: str, count: int, repeats: int) -> tuple[list[Run], list[Run
     from infra.fakes import DEFAULT_SESSION, DEFAULT_SHOP, fake_for
     from orderhub.pull import client_class
     from orderhub.pull.base import Shop
-    from orderhub.pull.poller import whole_seconds
+    from orderhub.pull.windows import whole_seconds
 
     start = whole_seconds(datetime.now(UTC) - SPAN_ENDS_AGO - SPAN)
     with fake_for(channel, APP_KEY, SECRET) as fake:

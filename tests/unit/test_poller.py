@@ -19,17 +19,9 @@ from hypothesis import strategies as st
 
 from orderhub.clock import FixedClock, utc_iso
 from orderhub.pull.base import Page, PullError, RateLimited, Shop
-from orderhub.pull.poller import (
-    Job,
-    PollPolicy,
-    plan_windows,
-    poll_shop,
-    poll_shops,
-    reread_from,
-    whole_seconds,
-    window_size,
-)
+from orderhub.pull.poller import Job, poll_shop, poll_shops
 from orderhub.pull.sink import EnqueueError, IntakeBatcher
+from orderhub.pull.windows import PollPolicy, plan_windows, reread_from, whole_seconds, window_size
 from orderhub.store.watermarks import MemoryWatermarkStore, shop_key
 
 NOW = datetime(2026, 11, 19, 12, 0, tzinfo=UTC)

@@ -29,7 +29,8 @@ def shop_jobs(channel: str, config: Any) -> list[Any]:
     through; the window options are `PollPolicy.from_options`.
     """
     from orderhub.pull.base import Shop
-    from orderhub.pull.poller import Job, PollPolicy
+    from orderhub.pull.poller import Job
+    from orderhub.pull.windows import PollPolicy
 
     options = dict(config.options)
     cls = client_class(channel)
