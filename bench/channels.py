@@ -120,8 +120,9 @@ def measure(rounds: int, repeats: int, channels: tuple[str, ...]) -> dict[str, t
                     raise RuntimeError(f"{channel}: ingest replied {reply}")
 
             sqs.sent.clear()
-            for event in events[:len(requests)]:
-                post(event)  # warm-up, and the messages the mapper gets
+            with quiet_stdout():  # logs and EMF metrics still written, as in the measured runs, to /dev/null
+                for event in events[:len(requests)]:
+                    post(event)  # warm-up, and the messages the mapper gets
             bodies = [m["MessageBody"] for m in sqs.sent]
             attrs = [message_attributes_for_lambda(m.get("MessageAttributes") or {}) for m in sqs.sent]
             sqs.keep = False
@@ -139,7 +140,8 @@ def measure(rounds: int, repeats: int, channels: tuple[str, ...]) -> dict[str, t
                 if reply.get("batchItemFailures"):
                     raise RuntimeError(f"{channel}: mapping failures {reply}")
 
-        map_round(0)  # warm-up
+        with quiet_stdout():
+            map_round(0)  # warm-up
         mapping_s = _cpu(map_round, list(range(rounds)), repeats) / (rounds * len(bodies))
         results[channel] = (ingest_s, mapping_s, len(bodies))
     return results

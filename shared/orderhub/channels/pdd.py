@@ -58,6 +58,7 @@ from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
 
 E = EventKind
+_KIND_ORDER = tuple(EventKind)  # milestone order (iterating the enum class is a Python generator)
 
 # Milestone -> the order field that says when it happened.
 MILESTONE_FIELDS: dict[EventKind, str] = {E.CREATED: "created_time", E.PAID: "pay_time",
@@ -212,7 +213,7 @@ class PddChannel(Channel):
                 if reason and not hold:
                     hold = reason
             kinds = self._presale(order, kinds, codes, gaps)
-            kinds = tuple(k for k in EventKind if k in kinds)
+            kinds = tuple(k for k in _KIND_ORDER if k in kinds)
 
         event: dict[str, Any] = {
             "channel": self.name, "channel_order_id": order_sn,

@@ -50,6 +50,7 @@ from orderhub.channels.base import (
     Malformed,
     Reply,
     Unauthorized,
+    strptime_ymd_hms,
 )
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
@@ -58,6 +59,7 @@ CST = timezone(timedelta(hours=8), "Asia/Shanghai")  # no DST in China since 199
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 E = EventKind
+_KIND_ORDER = tuple(EventKind)  # milestone order (iterating the enum class is a Python generator)
 PAID_ONWARD = (E.CREATED, E.PAID)
 
 # trade.status -> (milestones the snapshot implies, hold). Hold "" = not held.
@@ -184,7 +186,7 @@ class TaobaoChannel(Channel):
                 step_kinds = ()
             if mapped is not None:
                 kinds = tuple(k for k in kinds if k not in PAYMENT_KINDS) + step_kinds
-                kinds = tuple(k for k in EventKind if k in kinds)  # milestone order
+                kinds = tuple(k for k in _KIND_ORDER if k in kinds)  # milestone order
 
         event: dict[str, Any] = {
             "channel": self.name, "channel_order_id": tid, "shop_id": text(trade, "seller_nick"),
@@ -327,7 +329,7 @@ def cst_time(doc: Mapping[str, Any], key: str, where: str = "") -> datetime | No
     if not isinstance(value, str):
         raise Malformed(f"{_at(where, key)} must be yyyy-MM-dd HH:mm:ss")
     try:
-        return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=CST)
+        return strptime_ymd_hms(value).replace(tzinfo=CST)  # TIME_FORMAT
     except ValueError:
         raise Malformed(f"{_at(where, key)} must be yyyy-MM-dd HH:mm:ss") from None
 

@@ -357,7 +357,8 @@ def url_decode(text: str) -> str:
     """Form URL decoding (`+` is a space), strict UTF-8. Well-formed input, which is all Youzan
     sends, is decoded in C by the quoted-printable decoder (`%XX` read as `=XX`): an order's `msg`
     is thousands of escapes, and `unquote_plus` decodes them one by one in Python (16x slower)."""
-    if text.isascii() and not ("=" in text or "\r" in text or "\n" in text or "%" in text[-2:]):
+    if text.isascii() and not ("=" in text or "\r" in text or "\n" in text or "%" in text[-2:]
+                                or "%%" in text):  # "==" is one "=" to the decoder
         decoded = binascii.a2b_qp(text.replace("+", " ").replace("%", "="))
         # A malformed escape survives as "=": more "=" out than "%3D" in means one was there.
         if decoded.count(b"=") == text.count("%3D") + text.count("%3d"):

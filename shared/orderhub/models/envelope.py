@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from functools import cached_property
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,8 +19,8 @@ class IntakeMessage(BaseModel):
     body_b64: str
     replay_of: str | None = None  # set when re-fed from the event log (ING-8)
 
-    @property
-    def body(self) -> bytes:
+    @cached_property
+    def body(self) -> bytes:  # read by the parse and by every event's log entry: decoded once
         return base64.b64decode(self.body_b64)
 
     @classmethod

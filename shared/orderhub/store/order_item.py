@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orderhub.models.order import Order, Stamp
+from orderhub.models.order import Order
 
 # Plain string fields: model field -> stored attribute name.
 _TEXT = {"channel": "ch", "channel_order_id": "cid", "shop_id": "shop", "currency": "cur",
@@ -39,31 +39,29 @@ def _n(value: int) -> dict[str, str]:
     return {"N": str(value)}
 
 
-def _stamp(stamp: Stamp) -> dict[str, Any]:
-    return {"L": [_s(stamp.at), _s(stamp.event_id)]}
-
-
 def order_to_item(order: Order) -> dict[str, Any]:
-    item: dict[str, Any] = {"order_id": _s(order.order_id), "version": _n(order.version)}
+    # Dict literals rather than the `_s` / `_n` helpers: this runs once per order write, ~40 values each.
+    values = order.__dict__
+    item: dict[str, Any] = {"order_id": {"S": order.order_id}, "version": {"N": str(order.version)}}
     for field, name in _TEXT.items():
-        value = getattr(order, field)
+        value = values[field]
         if value:
-            item[name] = _s(value)
+            item[name] = {"S": value}
     for field, name in _AMOUNTS.items():
-        value = getattr(order, field)
+        value = values[field]
         if value:
-            item[name] = _n(value)
+            item[name] = {"N": str(value)}
     for field, name in _STATUS_ATTRS.items():
-        item[name] = _s(getattr(order, field).value)
+        item[name] = {"S": values[field]._value_}  # `.value` is a Python-level enum property: 5x slower
     for field, name in _STAMPS.items():
-        stamp = getattr(order, field)
+        stamp = values[field]
         if stamp is not None:
-            item[name] = _stamp(stamp)
-    milestones = {code: _s(at) for field, code in _MILESTONES.items() if (at := getattr(order.milestones, field))}
+            item[name] = {"L": [{"S": stamp.at}, {"S": stamp.event_id}]}
+    milestones = {code: {"S": at} for field, code in _MILESTONES.items() if (at := getattr(order.milestones, field))}
     if milestones:
         item["ms"] = {"M": milestones}
     if order.lines:
-        item["ln"] = {"L": [{"L": [_s(li.sku), _s(li.name), _n(li.quantity), _n(li.unit_price)]}
+        item["ln"] = {"L": [{"L": [{"S": li.sku}, {"S": li.name}, {"N": str(li.quantity)}, {"N": str(li.unit_price)}]}
                             for li in order.lines]}
     if order.region.province or order.region.city:
         item["rg"] = {"L": [_s(order.region.province), _s(order.region.city)]}
