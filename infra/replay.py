@@ -39,7 +39,7 @@ from orderhub.clock import utc_iso
 from orderhub.imports import send_messages
 from orderhub.intake_batch import BatchSender
 from orderhub.models.envelope import IntakeMessage
-from orderhub.store.orders import EventLogEntry, entry_from_item
+from orderhub.store.orders import WAYBILL_PREFIX, EventLogEntry, entry_from_item
 
 
 @dataclass(frozen=True)
@@ -70,22 +70,14 @@ def select_entries(client: Any, table: str, selection: Selection) -> Iterator[Ev
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
     filters = []
-    if selection.channel is not None:
-        names["#channel"] = "channel"
-        values[":channel"] = {"S": selection.channel}
-        filters.append("#channel = :channel")
-    if selection.since is not None:
-        names["#received"] = "received_at"
-        values[":since"] = {"S": selection.since}
-        filters.append("#received >= :since")
-    if selection.until is not None:
-        names["#received"] = "received_at"
-        values[":until"] = {"S": selection.until}
-        filters.append("#received < :until")
-    if selection.outcome is not None:
-        names["#outcome"] = "outcome"
-        values[":outcome"] = {"S": selection.outcome}
-        filters.append("#outcome = :outcome")
+    for attribute, op, placeholder, value in (("channel", "=", "channel", selection.channel),
+                                              ("received_at", ">=", "since", selection.since),
+                                              ("received_at", "<", "until", selection.until),
+                                              ("outcome", "=", "outcome", selection.outcome)):
+        if value is not None:
+            names[f"#{attribute}"] = attribute
+            values[f":{placeholder}"] = {"S": value}
+            filters.append(f"#{attribute} {op} :{placeholder}")
     kwargs: dict[str, Any] = {"TableName": table}
     if selection.order_id is not None:
         names["#order"] = "order_id"
@@ -104,9 +96,8 @@ def select_entries(client: Any, table: str, selection: Selection) -> Iterator[Ev
     while True:
         reply = read(**kwargs)
         for item in reply.get("Items", []):
-            if "channel" in item and "event_key" in item and not item["order_id"]["S"].startswith("waybill#"):
-                # `kind` is stored only when the event implied milestones (None is not written).
-                entry = entry_from_item({"kind": {"NULL": True}, **item})
+            if "channel" in item and "event_key" in item and not item["order_id"]["S"].startswith(WAYBILL_PREFIX):
+                entry = entry_from_item(item)
                 if selection.keeps(entry):
                     yield entry
         if "LastEvaluatedKey" not in reply:

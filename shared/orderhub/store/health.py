@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderhub.settings import env
+from orderhub.store import DynamoBacked
 
 DRIFT = "drift"
 GAP = "gap"
@@ -60,20 +61,12 @@ def _split(entry: str) -> tuple[str, str]:
     return kind, key
 
 
-class ChannelHealth:
+class ChannelHealth(DynamoBacked):
     """The DynamoDB table. The table name comes from CHANNEL_HEALTH_TABLE when not given."""
 
     def __init__(self, client: Any = None, table: str | None = None) -> None:
-        self._client = client
+        super().__init__(client)
         self._table = table
-
-    @property
-    def client(self) -> Any:
-        if self._client is not None:
-            return self._client
-        from orderhub.aws import client  # cached per process, reset with the other clients
-
-        return client("dynamodb")
 
     @property
     def table(self) -> str:

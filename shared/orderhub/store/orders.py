@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orderhub.models.order import Order
 from orderhub.settings import env
+from orderhub.store import DynamoBacked
 from orderhub.store.attributes import from_item, to_item
 from orderhub.store.order_item import order_from_item, order_to_item
 
@@ -92,19 +93,11 @@ def _is_condition_failure(exc: Exception) -> bool:
     return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-class DynamoOrderStore:
+class DynamoOrderStore(DynamoBacked):
     def __init__(self, client: Any = None, orders_table: str | None = None, events_table: str | None = None):
-        self._client = client
+        super().__init__(client)
         self._orders = orders_table
         self._events = events_table
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from orderhub.aws import client
-
-            self._client = client("dynamodb")
-        return self._client
 
     @property
     def orders_table(self) -> str:

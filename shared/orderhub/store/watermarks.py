@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from orderhub.clock import utc_iso
 from orderhub.settings import env
+from orderhub.store import DynamoBacked
 
 MAX_ERROR_CHARS = 300
 
@@ -94,18 +95,10 @@ def _is_condition_failure(exc: Exception) -> bool:
     return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
 
-class DynamoWatermarkStore:
+class DynamoWatermarkStore(DynamoBacked):
     def __init__(self, client: Any = None, table: str | None = None) -> None:
-        self._client = client
+        super().__init__(client)
         self._table = table
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            from orderhub.aws import client
-
-            self._client = client("dynamodb")
-        return self._client
 
     @property
     def table(self) -> str:
