@@ -16,16 +16,14 @@ from hypothesis import strategies as st
 
 from infra.traffic import ChannelStory, load_channel_stories
 from orderhub.channels.base import ChannelSettings, FieldRules, InboundRequest, Malformed, Unauthorized
-from orderhub.channels.shopify import (
+from orderhub.channels.shopify import CHANNEL, client_request, sign
+from orderhub.channels.shopify_normalise import (
     CANCEL_REASON,
-    CHANNEL,
     FINANCIAL_STATUS,
     FULFILLMENT_RECORD_STATUS,
     FULFILLMENT_STATUS,
     REFUND_TRANSACTION_STATUS,
     SHIPMENT_STATUS,
-    client_request,
-    sign,
 )
 from orderhub.lifecycle.machine import HUB_BOOKKEEPING_FIELDS, apply_event
 from orderhub.lifecycle.statuses import STATUS_RANK, AftersaleState, AftersaleType, EventKind

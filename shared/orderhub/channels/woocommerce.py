@@ -74,7 +74,8 @@ from orderhub.channels.base import (
     Unauthorized,
     constant_time_match,
 )
-from orderhub.channels.shopify import CURRENCY_EXPONENT, known_paths, load_json, to_minor, validated_event
+from orderhub.channels.shopify import known_paths, load_json, validated_event
+from orderhub.channels.shopify_normalise import CURRENCY_EXPONENT, to_minor
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
 
