@@ -109,7 +109,7 @@ def _patch_settings(cfg: dict[str, Any]) -> None:
     subs = {s["name"]: s for s in cfg["subscribers"]}
     settings.subscriber_settings = lambda s: {"endpoint": subs[s]["endpoint"], "timeout_s": 5,
                                               "backoff_seconds": subs[s]["backoff_seconds"], "max_attempts": 5}
-    settings.subscriber_secret = lambda s: subs[s]["signing_secret"]
+    settings.subscriber_secrets = lambda s: {"signing_secret": subs[s]["signing_secret"]}
     settings.ops_token = lambda: cfg["ops_token"]
 
 

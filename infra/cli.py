@@ -34,17 +34,26 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--config", type=Path, help="configuration file (default: ORDERHUB_CONFIG or config/local.toml)")
     run.set_defaults(func=_run)
 
-    dlq = sub.add_parser("dlq", help="dead-letter queues: list, redrive")
+    dlq = sub.add_parser("dlq", help="dead-letter queues: list, show, redrive, purge")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     for name, func, text in (("list", _dlq_list, "every DLQ of the stage: depth and oldest message age"),
-                             ("redrive", _dlq_redrive, "move messages from a DLQ back to its source queue")):
+                             ("show", _dlq_show, "the messages of one DLQ: when, how often tried, why parked"),
+                             ("redrive", _dlq_redrive, "move messages from a DLQ back to its source queue"),
+                             ("purge", _dlq_purge, "delete every message of one DLQ (asks first)")):
         p = dlq_sub.add_parser(name, help=text)
         p.add_argument("--config", type=Path, help=PREFIX_HELP)
         p.add_argument("--endpoint-url", default=None, help="AWS endpoint (default: env AWS_ENDPOINT_URL, else AWS)")
         p.set_defaults(func=func)
-        if name == "redrive":
+        if name != "list":
             p.add_argument("queue", help="the DLQ: logical name (sub-wms-dlq), physical name or URL")
+        if name == "show":
+            p.add_argument("--max", type=int, default=20, help="show at most this many messages (default 20)")
+            p.add_argument("--body", action="store_true",
+                           help="print whole bodies (intake bodies are channel payloads: they hold personal data)")
+        if name == "redrive":
             p.add_argument("--max", type=int, default=None, help="move at most this many messages")
+        if name == "purge":
+            p.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     _operator_commands(sub)
 
@@ -144,26 +153,33 @@ def _dlq_list(args: argparse.Namespace) -> int:
 
 
 def _oldest_age_s(sqs: Any, url: str, limit: int = 100) -> float | None:
-    """Age of the oldest of the first `limit` messages (SQS only exposes it as a CloudWatch metric).
+    """Age of the oldest of the first `limit` messages (SQS only exposes it as a CloudWatch metric)."""
+    messages = peek(sqs, url, limit)
+    if not messages:
+        return None
+    return time.time() - min(int(m["Attributes"]["SentTimestamp"]) for m in messages) / 1000
 
-    Peeking hides each message for a moment; they are made visible again right away.
+
+def peek(sqs: Any, url: str, limit: int) -> list[dict]:
+    """Up to `limit` messages with their attributes, oldest first, left in the queue.
+
+    Receiving hides each message for a moment; they are made visible again right away.
     """
     seen: dict[str, dict] = {}
     while len(seen) < limit:
-        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30,
-                                  MessageSystemAttributeNames=["SentTimestamp"]).get("Messages", [])
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=min(10, limit - len(seen)),
+                                  VisibilityTimeout=30, MessageAttributeNames=["All"],
+                                  MessageSystemAttributeNames=["All"]).get("Messages", [])
         fresh = [m for m in got if m["MessageId"] not in seen]
         seen.update({m["MessageId"]: m for m in fresh})
         if not fresh:
             break
-    messages = list(seen.values())
+    messages = sorted(seen.values(), key=lambda m: int(m["Attributes"].get("SentTimestamp", "0")))
     for i in range(0, len(messages), 10):
         sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
             {"Id": str(n), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
             for n, m in enumerate(messages[i:i + 10])])
-    if not messages:
-        return None
-    return time.time() - min(int(m["Attributes"]["SentTimestamp"]) for m in messages) / 1000
+    return messages
 
 
 def _age(seconds: float) -> str:
@@ -173,7 +189,9 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def _dlq_redrive(args: argparse.Namespace) -> int:
+def _dead_letter_queue(args: argparse.Namespace) -> tuple[Any, dict[str, str], str, str, set[str]] | None:
+    """(sqs client, the stage's queues, the prefix, the DLQ's physical name, failure-only queues), or None
+    after saying why the name is not a dead-letter queue of the stage."""
     prefix, parked = _stage(_config(args))
     sqs = _sqs(args)
     queues = _stage_queues(sqs, prefix)
@@ -181,7 +199,88 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
     name = name if name.startswith(prefix) else prefix + name
     if name not in queues:
         print(f"no queue {name} under {prefix}*", file=sys.stderr)
+        return None
+    if not (name.endswith("-dlq") or name in parked):
+        print(f"{name} is a work queue, not a dead-letter queue", file=sys.stderr)
+        return None
+    return sqs, queues, prefix, name, parked
+
+
+def _dlq_show(args: argparse.Namespace) -> int:
+    found = _dead_letter_queue(args)
+    if found is None:
         return 2
+    sqs, queues, prefix, name, _ = found
+    messages = peek(sqs, queues[name], args.max)
+    print(f"{name.removeprefix(prefix)}: {len(messages)} message(s) shown, oldest first")
+    for m in messages:
+        print()
+        for line in describe_parked(m, full_body=args.body):
+            print(line)
+    return 0
+
+
+def describe_parked(message: dict, *, full_body: bool = False) -> list[str]:
+    """What an operator needs to decide on a parked message, without dumping personal data by default."""
+    attrs = message.get("Attributes", {})
+    sent = int(attrs.get("SentTimestamp", "0")) / 1000
+    when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(sent)) if sent else "?"
+    extra = {k: v.get("StringValue", "<binary>") for k, v in (message.get("MessageAttributes") or {}).items()}
+    lines = [f"  id {message['MessageId']}  parked {when} ({_age(time.time() - sent)} ago)"
+             f"  received {attrs.get('ApproximateReceiveCount', '?')}x"]
+    if extra.get("reason"):
+        lines.append(f"  reason: {extra.pop('reason')}")
+    if extra:
+        lines.append("  attributes: " + ", ".join(f"{k}={v}" for k, v in sorted(extra.items()) if k != "raw"))
+    body = message.get("Body", "")
+    lines.append("  " + (body if full_body else _summary(body)))
+    return lines
+
+
+def _summary(body: str) -> str:
+    """An EventBridge event: its type and ids; an intake message: channel and event id; else the size."""
+    import json
+
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return f"body: {len(body)} characters (not JSON; --body prints it)"
+    if isinstance(doc, dict) and "detail-type" in doc:
+        detail = doc.get("detail") or {}
+        return (f"{doc['detail-type']} event {detail.get('event_id')} of order {detail.get('order_id')} "
+                f"({detail.get('channel')} {detail.get('channel_order_id')}), status {detail.get('status')}")
+    if isinstance(doc, dict):
+        known = {k: doc[k] for k in ("channel", "event_id", "received_at", "request_id", "key", "title") if k in doc}
+        if known:
+            return "  ".join(f"{k}={v}" for k, v in known.items()) + "  (--body prints the whole body)"
+    return f"body: {len(body)} characters (--body prints it)"
+
+
+def _dlq_purge(args: argparse.Namespace) -> int:
+    found = _dead_letter_queue(args)
+    if found is None:
+        return 2
+    sqs, queues, prefix, name, _ = found
+    url = queues[name]
+    attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+        "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    depth = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+    if not args.yes:
+        answer = input(f"Delete all {depth} message(s) of {name}? They cannot be redriven afterwards. "
+                       f"Type the queue name ({name.removeprefix(prefix)}) to confirm: ")
+        if answer.strip() not in (name, name.removeprefix(prefix)):
+            print("not purged", file=sys.stderr)
+            return 1
+    sqs.purge_queue(QueueUrl=url)
+    print(f"purged {name.removeprefix(prefix)}: {depth} message(s) deleted")
+    return 0
+
+
+def _dlq_redrive(args: argparse.Namespace) -> int:
+    found = _dead_letter_queue(args)
+    if found is None:
+        return 2
+    sqs, queues, prefix, name, parked = found
     if name in parked:
         print(f"{name} holds stream failure records (metadata, not events): inspect them and replay from "
               "the orders table instead", file=sys.stderr)

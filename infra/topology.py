@@ -80,6 +80,14 @@ class Bus:
 
 
 @dataclass(frozen=True)
+class Topic:
+    """An SNS topic people subscribe to (mail, SMS, chat bridges): alarms and the hub's own alerts."""
+
+    name: str
+    purpose: str
+
+
+@dataclass(frozen=True)
 class Rule:
     """An EventBridge rule on `bus` whose matches go to an SQS queue (never a Lambda: see DESIGN §5)."""
 
@@ -135,6 +143,7 @@ AccessKind = Literal[
     "queue:consume",  # what an event source mapping needs, plus ChangeMessageVisibility
     "queue:inspect",  # GetQueueAttributes
     "bus:put",  # PutEvents
+    "topic:publish",  # SNS Publish
     "stream:read",  # what a stream event source mapping needs
     "bucket:read",
     "bucket:write",
@@ -152,7 +161,8 @@ class Access:
 class Ref:
     """An environment value resolved by each realisation (physical name, URL, ARN)."""
 
-    kind: Literal["table", "queue_url", "bus", "bucket", "stage", "config_prefix", "secrets_prefix", "business_tz"]
+    kind: Literal["table", "queue_url", "bus", "bucket", "topic_arn", "stage", "config_prefix", "secrets_prefix",
+                  "business_tz"]
     name: str = ""
 
 
@@ -165,8 +175,9 @@ class Function:
     triggers: tuple[SqsTrigger | StreamTrigger, ...] = ()
     access: tuple[Access, ...] = ()
     environment: dict[str, Ref | str] = field(default_factory=dict)
-    # Reads its configuration (channel secrets, subscribers, tokens) from SSM / Secrets Manager.
-    reads_config: tuple[Literal["channels", "subscribers", "ops-token"], ...] = ()
+    # Reads its configuration (channel secrets, subscribers, alert robots, exception rules, tokens)
+    # from SSM / Secrets Manager.
+    reads_config: tuple[Literal["channels", "subscribers", "alerts", "exceptions", "ops-token"], ...] = ()
 
     @property
     def module(self) -> str:
@@ -192,6 +203,7 @@ class Topology:
     queues: tuple[Queue, ...]
     buckets: tuple[Bucket, ...]
     buses: tuple[Bus, ...]
+    topics: tuple[Topic, ...]
     rules: tuple[Rule, ...]
     functions: tuple[Function, ...]
     routes: tuple[Route, ...]
@@ -244,11 +256,21 @@ PULL_CHANNELS = ("taobao", "jd", "pdd")
 PUBLISHER_FAILURES_QUEUE = "publisher-failures"
 BUS = "orderhub"
 DROPS_BUCKET = "drops"
+ALARM_TOPIC = "alarms"
+# Alerts: every function that alerts sends to this queue; the notifier throttles and delivers them.
+ALERTS_QUEUE = "alerts"
+ALERTS_TABLE = "alerts"
+# Exceptions and SLAs (EXC-1..3): domain events arm timers, the watchdog fires them.
+SLA_EVENTS_QUEUE = "sla-events"
+EXCEPTIONS_TABLE = "exceptions"
+SLA_TIMERS_TABLE = "sla-timers"
 
 # Domain events the hub publishes (events/schemas/ holds one JSON Schema each).
 EVENT_SOURCE = "orderhub.orders"
 
 DISPATCHER_TIMEOUT_S = 30
+NOTIFIER_TIMEOUT_S = 30
+WATCHDOG_TIMEOUT_S = 120
 IMPORTER_TIMEOUT_S = 120
 POLLER_TIMEOUT_S = 240
 
@@ -284,6 +306,13 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
         Table(POLL_STATE_TABLE, partition_key="shop_key"),
         # Schema drift and mapping gaps per channel: one counter item per unknown field / code.
         Table(CHANNEL_HEALTH_TABLE, partition_key="channel", sort_key="entry"),
+        # Alert throttling: one item per problem (its current window, the count not yet reported).
+        Table(ALERTS_TABLE, partition_key="alert_key", ttl_attribute="expires_at"),
+        # Raised exceptions, per order; listed by state, the oldest SLA deadline first.
+        Table(EXCEPTIONS_TABLE, partition_key="order_id", sort_key="exception_key",
+              indexes=(Index("by-state", partition_key="state", sort_key="sla_deadline"),)),
+        # SLA timers by the 5-minute slot they fall due in (plus the watchdog's slot watermark).
+        Table(SLA_TIMERS_TABLE, partition_key="slot", sort_key="timer_key", ttl_attribute="expires_at"),
     )
 
     queues = [
@@ -292,8 +321,11 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
         # S3 announces each dropped import file here; a file that keeps failing is parked in the DLQ.
         Queue(IMPORTS_QUEUE, visibility_timeout_s=_function_timeout_to_visibility(IMPORTER_TIMEOUT_S),
               max_receive_count=3),
+        Queue(ALERTS_QUEUE, visibility_timeout_s=_function_timeout_to_visibility(NOTIFIER_TIMEOUT_S)),
+        Queue(SLA_EVENTS_QUEUE, visibility_timeout_s=_function_timeout_to_visibility(WATCHDOG_TIMEOUT_S)),
     ]
-    rules = []
+    # The watchdog hears every order change, as a subscriber does (it arms and clears SLA timers).
+    rules = [Rule(name="to-sla", bus=BUS, pattern={"source": [EVENT_SOURCE]}, target_queue=SLA_EVENTS_QUEUE)]
     dispatcher_triggers = []
     for sub in subscribers:
         qname = subscriber_queue_name(sub.name)
@@ -307,6 +339,7 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
         rules.append(Rule(name=f"to-{sub.name}", bus=BUS, pattern=sub.pattern, target_queue=qname))
         dispatcher_triggers.append(SqsTrigger(queue=qname, batch_size=10))
 
+    alerts_env: dict[str, Ref | str] = {"ALERTS_QUEUE_URL": Ref("queue_url", ALERTS_QUEUE)}
     functions = [
         Function(
             "webhook_ingest",
@@ -400,10 +433,10 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
                     Access("queue:consume", subscriber_queue_name(s.name)),
                     Access("queue:send", f"{subscriber_queue_name(s.name)}-dlq"),
                 )
-            ),
+            ) + (Access("queue:send", ALERTS_QUEUE),),
             environment={**common_env, "ORDERHUB_CONFIG_PREFIX": Ref("config_prefix"),
                          "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix"),
-                         "QUEUE_URLS": Ref("queue_url", "*")},
+                         "QUEUE_URLS": Ref("queue_url", "*"), **alerts_env},
             reads_config=("subscribers",),
         ),
         Function(
@@ -419,11 +452,63 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
         ),
         Function(
             "hub_health",
-            "Every 5 minutes: queue backlog, DLQ depth and oldest message age as metrics and one log line.",
+            "Every 5 minutes: queue backlog, DLQ depth and oldest message age as metrics, one log line, "
+            "and an alert for every dead-letter queue that holds messages.",
             memory_mb=256,
             timeout_s=30,
-            access=(Access("queue:inspect", "*"),),
-            environment={**common_env, "QUEUE_URLS": Ref("queue_url", "*")},
+            access=(Access("queue:inspect", "*"), Access("queue:send", ALERTS_QUEUE)),
+            environment={**common_env, "QUEUE_URLS": Ref("queue_url", "*"), **alerts_env},
+        ),
+        Function(
+            "notifier",
+            "Delivers the hub's alerts to WeCom / DingTalk robots and SNS: one per problem per window, "
+            "with the count; every 5 minutes, a digest of what was counted but not yet told.",
+            memory_mb=256,
+            timeout_s=NOTIFIER_TIMEOUT_S,
+            triggers=(SqsTrigger(ALERTS_QUEUE, batch_size=100, max_batching_window_s=2),),
+            access=(
+                Access("queue:consume", ALERTS_QUEUE),
+                Access("table:read", ALERTS_TABLE),
+                Access("table:write", ALERTS_TABLE),
+                Access("topic:publish", ALARM_TOPIC),
+            ),
+            environment={**common_env, "ALERTS_TABLE": Ref("table", ALERTS_TABLE),
+                         "ALARM_TOPIC_ARN": Ref("topic_arn", ALARM_TOPIC),
+                         "ORDERHUB_CONFIG_PREFIX": Ref("config_prefix"),
+                         "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
+            reads_config=("alerts",),
+        ),
+        Function(
+            "sla_watchdog",
+            "Arms SLA timers from order changes; every 5 minutes raises typed exceptions for timers that "
+            "fell due, resolves those whose cause cleared, and escalates those past their SLA.",
+            memory_mb=512,
+            timeout_s=WATCHDOG_TIMEOUT_S,
+            triggers=(SqsTrigger(SLA_EVENTS_QUEUE, batch_size=100, max_batching_window_s=5),),
+            access=(
+                Access("queue:consume", SLA_EVENTS_QUEUE),
+                Access("table:read", ORDERS_TABLE),
+                Access("table:read", EXCEPTIONS_TABLE),
+                Access("table:write", EXCEPTIONS_TABLE),
+                Access("table:read", SLA_TIMERS_TABLE),
+                Access("table:write", SLA_TIMERS_TABLE),
+                Access("queue:send", ALERTS_QUEUE),
+            ),
+            environment={**common_env, "ORDERS_TABLE": Ref("table", ORDERS_TABLE),
+                         "EXCEPTIONS_TABLE": Ref("table", EXCEPTIONS_TABLE),
+                         "SLA_TIMERS_TABLE": Ref("table", SLA_TIMERS_TABLE),
+                         "ORDERHUB_CONFIG_PREFIX": Ref("config_prefix"), **alerts_env},
+            reads_config=("exceptions",),
+        ),
+        Function(
+            "exceptions_api",
+            "Operations API for exceptions: list by state and type, one exception, acknowledge, resolve.",
+            memory_mb=512,
+            timeout_s=10,
+            access=(Access("table:read", EXCEPTIONS_TABLE), Access("table:write", EXCEPTIONS_TABLE)),
+            environment={**common_env, "EXCEPTIONS_TABLE": Ref("table", EXCEPTIONS_TABLE),
+                         "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
+            reads_config=("ops-token",),
         ),
     ]
 
@@ -432,6 +517,10 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
         Route("GET", "/orders", "orders_api"),
         Route("GET", "/orders/{order_id}", "orders_api"),
         Route("GET", "/orders/{order_id}/timeline", "orders_api"),
+        Route("GET", "/exceptions", "exceptions_api"),
+        Route("GET", "/exceptions/{exception_id}", "exceptions_api"),
+        Route("POST", "/exceptions/{exception_id}/acknowledge", "exceptions_api"),
+        Route("POST", "/exceptions/{exception_id}/resolve", "exceptions_api"),
     )
 
     schedules = (
@@ -439,6 +528,10 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
                  description="Queue backlog and DLQ depth as metrics."),
         Schedule("channel-poll", "rate(5 minutes)", "channel_poller", timezone=business_tz,
                  description="Incremental pull of Taobao, JD and PDD shops (ING-5)."),
+        Schedule("sla-watch", "rate(5 minutes)", "sla_watchdog", timezone=business_tz,
+                 description="Exceptions whose timers fell due; resolution of cleared ones, escalation (EXC-1..2)."),
+        Schedule("alert-digest", "rate(5 minutes)", "notifier", timezone=business_tz,
+                 description="Alerts counted in a closed window and not yet told."),
     )
 
     buckets = (
@@ -453,6 +546,7 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
         queues=tuple(queues),
         buckets=buckets,
         buses=(Bus(BUS),),
+        topics=(Topic(ALARM_TOPIC, purpose="CloudWatch alarms and the hub's alerts (also sent to the robots)."),),
         rules=tuple(rules),
         functions=tuple(functions),
         routes=routes,

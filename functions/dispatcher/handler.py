@@ -12,13 +12,13 @@ from typing import Any
 
 from orderhub import settings
 from orderhub.aws import client
-from orderhub.dispatch.delivery import SubscriberEndpoint, UrllibTransport, attempt_delivery, backoff_delay
+from orderhub.dispatch.delivery import HttpTransport, SubscriberEndpoint, attempt_delivery, backoff_delay
 from orderhub.observability import lambda_entry, logger, metrics
 
 # A subscriber outage fails every record of a batch; that is reported per message (each already
 # holds its own backoff), not raised as a function error, which would page for a healthy hub.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-_transport = UrllibTransport()
+_transport = HttpTransport()
 SUBSCRIBER_QUEUE_PREFIX = "sub-"
 
 
@@ -40,13 +40,16 @@ def _declared_queue(physical: str) -> tuple[str, str]:
 
 def _endpoint(subscriber: str) -> SubscriberEndpoint:
     doc = settings.subscriber_settings(subscriber)
+    secrets = settings.subscriber_secrets(subscriber)
     return SubscriberEndpoint(
         name=subscriber,
-        url=doc["endpoint"],
-        signing_secret=settings.subscriber_secret(subscriber),
+        url=secrets.get("endpoint") or doc["endpoint"],  # a robot's URL holds its key: kept with the secrets
+        signing_secret=secrets.get("signing_secret", ""),
         backoff_seconds=tuple(doc.get("backoff_seconds", (30, 120, 600, 1800))),
         timeout_s=float(doc.get("timeout_s", 10)),
+        connect_timeout_s=float(doc.get("connect_timeout_s", 3)),
         max_attempts=int(doc.get("max_attempts", 5)),
+        kind=doc.get("kind", "webhook"),
     )
 
 

@@ -39,6 +39,7 @@ class OrderHubStack(Stack):
         queues = Queues(self, "Queues", topology=topology, settings=settings, key=storage.key)
         add_bucket_notifications(storage, topology, queues.by_name)
         outbound = Outbound(self, "Outbound", topology=topology, settings=settings, queues=queues.by_name)
+        monitoring = Monitoring(self, "Monitoring", topology=topology, settings=settings, key=storage.key)
         wiring = Wiring(
             settings=settings,
             key=storage.key,
@@ -46,6 +47,7 @@ class OrderHubStack(Stack):
             queues=queues.by_name,
             buses=outbound.buses,
             buckets=storage.buckets,
+            topics=monitoring.topics,
         )
         processing = Processing(self, "Processing", topology=topology, wiring=wiring, assets=assets)
         ingest = Ingest(self, "Ingest", topology=topology, settings=settings, functions=processing.functions)
@@ -53,7 +55,6 @@ class OrderHubStack(Stack):
             self, "Schedules", topology=topology, settings=settings, functions=processing.functions, key=storage.key
         )
 
-        monitoring = Monitoring(self, "Monitoring", settings=settings, key=storage.key)
         for name, queue in queues.by_name.items():
             monitoring.watch_queue(
                 name, queue, dead_letter=name in queues.dead_letter_names, retention=queues.retention[name]

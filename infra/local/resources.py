@@ -42,6 +42,7 @@ class Provisioned:
     queue_arns: dict[str, str] = field(default_factory=dict)
     buses: dict[str, str] = field(default_factory=dict)
     buckets: dict[str, str] = field(default_factory=dict)
+    topics: dict[str, str] = field(default_factory=dict)  # ARNs
 
     def queue_name_for_url(self, url: str) -> str:
         return next(name for name, u in self.queue_urls.items() if u == url)
@@ -76,6 +77,9 @@ def provision(topology: Topology, config: HubConfig, client: ClientFactory, regi
         _ignore(partial(events.create_event_bus, Name=name), "ResourceAlreadyExistsException")
         out.buses[bus.name] = name
     _rules(topology, config, events, sqs, out)
+    for topic in topology.topics:
+        created = client("sns").create_topic(Name=physical_name(topology, config, topic.name))
+        out.topics[topic.name] = created["TopicArn"]
     for bucket in topology.buckets:
         name = physical_name(topology, config, bucket.name)
         _bucket(s3, name, region, bucket.expire_after_days)
@@ -231,6 +235,8 @@ def _resolve(value: Ref | str, config: HubConfig, res: Provisioned, fn: str) -> 
                 return res.buses[value.name]
             case "bucket":
                 return res.buckets[value.name]
+            case "topic_arn":
+                return res.topics[value.name]
             case "stage":
                 return config.stage
             case "config_prefix":

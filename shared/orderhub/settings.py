@@ -80,9 +80,24 @@ def subscriber_settings(subscriber: str) -> dict[str, Any]:
     return _parameter(f"{env('ORDERHUB_CONFIG_PREFIX')}/subscribers/{subscriber}")
 
 
-def subscriber_secret(subscriber: str) -> str:
-    document = json.loads(_secret(f"{env('ORDERHUB_SECRETS_PREFIX')}/subscribers/{subscriber}"))
-    return str(document["signing_secret"])
+def subscriber_secrets(subscriber: str) -> dict[str, str]:
+    """The subscriber's signing secret and, for a chat robot, its webhook URL (the URL holds its key)."""
+    return json.loads(_secret(f"{env('ORDERHUB_SECRETS_PREFIX')}/subscribers/{subscriber}"))
+
+
+def alerts_settings() -> dict[str, Any]:
+    """Alert window, routes (team -> robots, SNS) and robot kinds: {window_s, default_route, routes, robots}."""
+    return _parameter(f"{env('ORDERHUB_CONFIG_PREFIX')}/alerts/settings")
+
+
+def alert_robots() -> dict[str, dict[str, str]]:
+    """Robot name -> {webhook, secret}: the robots' URLs carry their keys."""
+    return json.loads(_secret(f"{env('ORDERHUB_SECRETS_PREFIX')}/alerts/robots"))
+
+
+def exceptions_settings() -> dict[str, Any]:
+    """Exception rule thresholds and each type's owner, supervisor and SLA (infra/config.py ExceptionsConfig)."""
+    return _parameter(f"{env('ORDERHUB_CONFIG_PREFIX')}/exceptions/settings")
 
 
 def ops_token() -> str:

@@ -83,6 +83,9 @@ _EXPECTED = {
                                                                         s.settings.name(n)))),
     "bucket:read": (("s3:GetObject",), lambda s, n: {"Fn::Join": ["", [arn(s.bucket(n)), "/*"]]}),
     "bucket:write": (("s3:PutObject",), lambda s, n: {"Fn::Join": ["", [arn(s.bucket(n)), "/*"]]}),
+    # An SNS topic's Ref is its ARN.
+    "topic:publish": (("sns:Publish",), lambda s, n: {"Ref": s.logical_id("AWS::SNS::Topic", "TopicName",
+                                                                         s.settings.name(n))}),
 }
 
 
@@ -96,6 +99,8 @@ def _declared_names(synth: Synth, kind: str, resource: str) -> list[str]:
         return [t.name for t in topology.tables]
     if kind.startswith("bucket"):
         return [b.name for b in topology.buckets]
+    if kind.startswith("topic"):
+        return [t.name for t in topology.topics]
     return [b.name for b in topology.buses]
 
 

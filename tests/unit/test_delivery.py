@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from orderhub.dispatch.delivery import SubscriberEndpoint, attempt_delivery, backoff_delay, signature
+from orderhub.dispatch.delivery import HttpReply, SubscriberEndpoint, attempt_delivery, backoff_delay, signature
 
 BUS_EVENT = {"id": "eb-1", "detail-type": "OrderStatusChanged", "source": "orderhub.orders",
              "time": "2026-11-22T01:00:00Z", "detail": {"event_id": "abc123", "status": "PAID"}}
@@ -20,11 +20,11 @@ class Recorder:
     def __init__(self, status: int | None = 200, error: Exception | None = None):
         self.status, self.error, self.requests = status, error, []
 
-    def post(self, url, body, headers, timeout_s):
-        self.requests.append((url, body, headers, timeout_s))
+    def post(self, url, body, headers, timeouts):
+        self.requests.append((url, body, headers, timeouts))
         if self.error:
             raise self.error
-        return self.status
+        return HttpReply(self.status)
 
 
 def test_a_delivery_is_signed_and_carries_the_event_id_as_idempotency_key():

@@ -21,6 +21,7 @@ from infra.cdk.naming import (
     WORK_QUEUE_MAX_AGE,
     Settings,
 )
+from infra.topology import ALARM_TOPIC, Topology
 
 # The namespace of the functions' own metrics (POWERTOOLS_METRICS_NAMESPACE in infra/topology.py).
 METRICS_NAMESPACE = "OrderHub"
@@ -30,17 +31,27 @@ PULL_MAX_LAG = Duration.minutes(30)
 
 
 class Monitoring(Construct):
-    def __init__(self, scope: Construct, id: str, *, settings: Settings, key: kms.IKey) -> None:
+    """The topology's SNS topics (the alarm topic among them) and the alarms that publish to it.
+
+    Functions publish to a topic through their declared access (the notifier's alerts); CloudWatch
+    publishes alarms to the alarm topic.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, topology: Topology, settings: Settings, key: kms.IKey) -> None:
         super().__init__(scope, id)
         self._settings = settings
-        self.topic = sns.Topic(
-            self,
-            "Alarms",
-            topic_name=settings.name("alarms"),
-            display_name=f"{settings.stack_name} alarms",
-            master_key=key,
-            enforce_ssl=True,
-        )
+        self.topics = {
+            spec.name: sns.Topic(
+                self,
+                "Alarms" if spec.name == ALARM_TOPIC else f"Topic-{spec.name}",
+                topic_name=settings.name(spec.name),
+                display_name=f"{settings.stack_name} {spec.name}",
+                master_key=key,
+                enforce_ssl=True,
+            )
+            for spec in topology.topics
+        }
+        self.topic = self.topics[ALARM_TOPIC]
         # The topic policy replaces SNS's default one, so CloudWatch is named explicitly,
         # for this stage's alarms only.
         self.topic.add_to_resource_policy(

@@ -123,6 +123,9 @@ def _grant(policy: RolePolicy, access: Access, topology: Topology, wiring: Wirin
             policy.allow(_QUEUE_INSPECT, [q.queue_arn for q in named.values()])
         case "bus:put":
             policy.allow(("events:PutEvents",), [b.event_bus_arn for b in named.values()])
+        case "topic:publish":
+            policy.allow(("sns:Publish",), [t.topic_arn for t in named.values()])
+            policy.kms_actions.update(_KMS_WRITE)
         case "bucket:read":
             for bucket in named.values():
                 # The buckets are versioned: S3 notifications name the object version to read.

@@ -10,6 +10,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from infra.cdk.naming import Settings
@@ -24,11 +25,13 @@ class Wiring:
     queues: dict[str, sqs.Queue]  # every queue, DLQs included as `<name>-dlq`
     buses: dict[str, events.EventBus]
     buckets: dict[str, s3.Bucket]
+    topics: dict[str, sns.Topic]
 
     def named(self, kind: str, name: str) -> dict[str, Any]:
         """The resources of one kind an access or a Ref names; "*" is every declared one."""
         pools: dict[str, dict[str, Any]] = {
-            "table": self.tables, "queue": self.queues, "bus": self.buses, "bucket": self.buckets
+            "table": self.tables, "queue": self.queues, "bus": self.buses, "bucket": self.buckets,
+            "topic": self.topics,
         }
         pool = pools[kind]
         return dict(sorted(pool.items())) if name == "*" else {name: pool[name]}
@@ -49,6 +52,8 @@ class Wiring:
                 return self.buses[value.name].event_bus_name
             case "bucket":
                 return self.buckets[value.name].bucket_name
+            case "topic_arn":
+                return self.topics[value.name].topic_arn
             case "stage":
                 return settings.stage
             case "config_prefix":

@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict
 
 from orderhub.lifecycle.machine import effective_hold
 from orderhub.lifecycle.statuses import (
+    AFTERSALE_ENDED,
     AftersaleStatus,
     FulfillmentStatus,
     LogisticsStatus,
     OrderStatus,
     PaymentStatus,
 )
-from orderhub.models.order import Order, OrderLine, Region
+from orderhub.models.order import Milestones, Order, OrderLine, Region
 from orderhub.store.order_item import order_from_item
 
 EVENT_SOURCE = "orderhub.orders"
@@ -53,10 +54,16 @@ class OrderChange(BaseModel):
     deposit_amount: int
     paid_amount: int
     refunded_amount: int
+    # Money asked back in after-sale cases still open (a large refund request, ST-7).
+    aftersale_open_amount: int = 0
+    # The payment's transaction reference (what finance matches the money by); "" = none yet.
+    payment_transaction_id: str = ""
     lines: tuple[OrderLine, ...]
     region: Region
     carrier: str
     tracking_no: str
+    # When each thing first happened, by the reporter's clock (paid_at, ship_requested_at, outbound_at...).
+    milestones: Milestones = Milestones()
     occurred_at: str
 
 
@@ -84,9 +91,11 @@ def _change(detail_type: DetailType, new: Order, previous_status: OrderStatus | 
         fulfillment_status=new.fulfillment_status, logistics_status=new.logistics_status,
         aftersale_status=new.aftersale_status, hold_reason=effective_hold(new),
         currency=new.currency, total_amount=new.total_amount, deposit_amount=new.deposit_amount,
-        paid_amount=new.paid_amount,
-        refunded_amount=new.refunded_amount, lines=new.lines, region=new.region, carrier=new.carrier,
-        tracking_no=new.tracking_no, occurred_at=new.updated_in_hub_at,
+        paid_amount=new.paid_amount, refunded_amount=new.refunded_amount,
+        aftersale_open_amount=sum(c.amount for c in new.aftersales.values() if c.state not in AFTERSALE_ENDED),
+        payment_transaction_id=new.payment_transaction_id, lines=new.lines, region=new.region,
+        carrier=new.carrier, tracking_no=new.tracking_no, milestones=new.milestones,
+        occurred_at=new.updated_in_hub_at,
     ))
 
 

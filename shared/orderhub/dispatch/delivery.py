@@ -18,6 +18,14 @@ from typing import Any, Literal, Protocol
 
 RETRYABLE_STATUS = frozenset({408, 425, 429})
 USER_AGENT = "orderhub-dispatcher/1"
+# Enough of a reply to read a robot's {"errcode": ...}; nobody's reply body is kept beyond it.
+REPLY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    connect_s: float = 3.0  # to open the connection (TCP + TLS)
+    read_s: float = 10.0  # then, between bytes of the answer
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,18 @@ class SubscriberEndpoint:
     backoff_seconds: tuple[int, ...] = (30, 120, 600, 1800)
     timeout_s: float = 10
     max_attempts: int = 5
+    connect_timeout_s: float = 3
+    kind: str = "webhook"  # webhook | wecom | dingtalk
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(connect_s=self.connect_timeout_s, read_s=self.timeout_s)
+
+
+@dataclass(frozen=True)
+class HttpReply:
+    status: int
+    body: bytes = b""  # at most REPLY_BYTES
 
 
 @dataclass(frozen=True)
@@ -38,24 +58,71 @@ class DeliveryResult:
 
 
 class Transport(Protocol):
-    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
-        """The HTTP status; raises OSError (incl. timeouts) when no status was had."""
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeouts: Timeouts) -> HttpReply:
+        """The reply; raises OSError (incl. timeouts) when no reply was had."""
 
 
-class UrllibTransport:
-    def post(self, url: str, body: bytes, headers: dict[str, str], timeout_s: float) -> int:
-        import urllib.error
-        import urllib.request
+class HttpTransport:
+    """POST over http.client with separate connect and read timeouts, keeping one connection per origin.
 
-        if not url.startswith(("https://", "http://")):
-            raise OSError(f"unsupported endpoint scheme: {url.split(':', 1)[0]}")
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+    A kept connection the server has closed meanwhile fails before a reply; that attempt is then
+    reported as "no response" and retried by the caller's backoff like any other (receivers dedupe
+    on Idempotency-Key), never silently re-sent here.
+    """
+
+    def __init__(self) -> None:
+        self._connections: dict[tuple[str, str, int], Any] = {}
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], timeouts: Timeouts) -> HttpReply:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise OSError(f"unsupported endpoint: {parts.scheme or '?'}://{parts.hostname or '?'}")
+        origin = (parts.scheme, parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        connection = self._connections.pop(origin, None) or self._connect(origin, timeouts)
         try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as reply:  # noqa: S310 - scheme checked
-                reply.read(1024)
-                return reply.status
-        except urllib.error.HTTPError as err:
-            return err.code
+            connection.sock.settimeout(timeouts.read_s)
+            connection.request("POST", target, body=body, headers=headers)
+            reply = connection.getresponse()
+            data = reply.read(REPLY_BYTES)
+            if reply.will_close or reply.read(1):  # an oversized reply: do not reuse the connection
+                connection.close()
+            else:
+                self._connections[origin] = connection
+            return HttpReply(reply.status, data)
+        except Exception as exc:
+            connection.close()
+            import http.client
+
+            if isinstance(exc, http.client.HTTPException):  # malformed reply or closed connection
+                raise OSError(f"{type(exc).__name__}: {exc}") from exc
+            raise
+
+    @staticmethod
+    def _connect(origin: tuple[str, str, int], timeouts: Timeouts) -> Any:
+        import http.client
+
+        scheme, host, port = origin
+        if scheme == "https":
+            import ssl
+
+            connection: http.client.HTTPConnection = http.client.HTTPSConnection(
+                host, port, timeout=timeouts.connect_s, context=ssl.create_default_context())
+        else:
+            connection = http.client.HTTPConnection(host, port, timeout=timeouts.connect_s)
+        connection.connect()
+        return connection
+
+
+def http_outcome(status: int) -> DeliveryResult:
+    """A webhook receiver's HTTP status -> delivered / retry / rejected."""
+    if 200 <= status < 300:
+        return DeliveryResult("delivered", status, "ok")
+    if status in RETRYABLE_STATUS or status >= 500:
+        return DeliveryResult("retry", status, f"HTTP {status}")
+    return DeliveryResult("rejected", status, f"HTTP {status}: permanent, not retried")
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:
@@ -83,14 +150,10 @@ def attempt_delivery(bus_event: dict[str, Any], endpoint: SubscriberEndpoint, tr
         "X-OrderHub-Signature": signature(endpoint.signing_secret, timestamp, body),
     }
     try:
-        status = transport.post(endpoint.url, body, headers, endpoint.timeout_s)
+        reply = transport.post(endpoint.url, body, headers, endpoint.timeouts)
     except OSError as exc:  # refused, reset, DNS, timeout
         return DeliveryResult("retry", None, f"no response: {type(exc).__name__}")
-    if 200 <= status < 300:
-        return DeliveryResult("delivered", status, "ok")
-    if status in RETRYABLE_STATUS or status >= 500:
-        return DeliveryResult("retry", status, f"HTTP {status}")
-    return DeliveryResult("rejected", status, f"HTTP {status}: permanent, not retried")
+    return http_outcome(reply.status)
 
 
 def backoff_delay(endpoint: SubscriberEndpoint, attempt: int, rng: random.Random | None = None) -> int:

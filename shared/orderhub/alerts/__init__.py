@@ -1,0 +1,75 @@
+"""Alerts: what the hub tells people when something needs them (OUT-2, EXC-2).
+
+Every function that alerts sends `Alert`s to the alerts queue with `send_alerts`, at most one
+message per problem per invocation (occurrences are counted, not repeated). The notifier
+function throttles them (one alert per problem per window, carrying the count) and delivers
+them to the route's WeCom / DingTalk robots and the alarm topic. Producers need no robot
+secrets and never wait on a chat service.
+
+Titles and texts go to chat groups: never personal data (no names, phones, addresses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+SEND_BATCH_MAX = 10
+Severity = Literal["info", "warning", "critical"]
+
+
+@dataclass(frozen=True)
+class Alert:
+    key: str  # the problem, e.g. "delivery-failing:wms": one alert per key per window
+    title: str  # one line
+    text: str  # markdown, a few lines: what happened, where, what to do
+    route: str = ""  # an alert route (team) of the configuration; "" = the default route
+    severity: Severity = "warning"
+    count: int = 1  # occurrences this message stands for
+    at: str = ""  # UTC ISO time of the latest occurrence
+
+    def body(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+
+class AlertsNotQueued(RuntimeError):
+    """Some alerts could not be put on the alerts queue."""
+
+
+def merge_alerts(alerts: Iterable[Alert]) -> list[Alert]:
+    """One alert per key: counts summed, the latest occurrence's wording kept (first-seen order)."""
+    merged: dict[str, Alert] = {}
+    for alert in alerts:
+        seen = merged.get(alert.key)
+        if seen is None:
+            merged[alert.key] = alert
+        else:
+            latest = alert if alert.at >= seen.at else seen
+            merged[alert.key] = replace(latest, count=seen.count + alert.count)
+    return list(merged.values())
+
+
+def send_alerts(alerts: Iterable[Alert], *, queue_url: str | None = None, client: Any = None) -> int:
+    """Queue the alerts for the notifier (merged by key); returns how many messages were sent."""
+    batch = merge_alerts(alerts)
+    if not batch:
+        return 0
+    if client is None:
+        from orderhub.aws import client as aws_client
+
+        client = aws_client("sqs")
+    url = queue_url or os.environ.get("ALERTS_QUEUE_URL", "")
+    if not url:
+        raise AlertsNotQueued("ALERTS_QUEUE_URL is not set")
+    failed: list[str] = []
+    for start in range(0, len(batch), SEND_BATCH_MAX):
+        chunk = batch[start:start + SEND_BATCH_MAX]
+        reply = client.send_message_batch(QueueUrl=url, Entries=[
+            {"Id": str(i), "MessageBody": alert.body()} for i, alert in enumerate(chunk)])
+        failed += [chunk[int(f["Id"])].key for f in reply.get("Failed", [])]
+    if failed:
+        raise AlertsNotQueued(f"alerts not queued: {failed}")
+    return len(batch)
