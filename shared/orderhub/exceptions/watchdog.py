@@ -54,8 +54,8 @@ from orderhub.store.sla_timers import TimerStore
 
 MAX_SLOTS_PER_RUN = 288  # one day of slots: a longer outage is caught up over several runs
 INITIAL_LOOKBACK = timedelta(hours=6)  # the first run ever reads this far back (timers armed before it)
-SWEEP_RESERVE_S = 40.0  # stop firing slots with this much time left: the sweep needs it
-MARGIN_S = 10.0  # stop sweeping with this much left (the rest is swept next run)
+SWEEP_RESERVE_S = 20.0  # stop firing slots with this much time left: the sweep needs it
+MARGIN_S = 5.0  # stop sweeping with this much left (the rest is swept next run)
 EXAMPLES_PER_ALERT = 5
 
 

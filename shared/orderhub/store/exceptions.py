@@ -119,11 +119,12 @@ class DynamoExceptionStore(DynamoBacked):
     def _update(self, order_id: str, key: str, expression: str, condition: str, values: dict[str, Any],
                 names: dict[str, str] | None = None) -> ExceptionRecord | None:
         """Apply a conditional update; the new record, or None when the condition failed."""
+        condition = f"attribute_exists(order_id) AND ({condition})"
+        used = {k: v for k, v in {**_NAMES, **(names or {})}.items() if k in expression or k in condition}
         try:
             reply = self.client.update_item(
                 TableName=self.table, Key=self._key(order_id, key), UpdateExpression=expression,
-                ConditionExpression=f"attribute_exists(order_id) AND ({condition})",
-                ExpressionAttributeNames={**_NAMES, **(names or {})},
+                ConditionExpression=condition, ExpressionAttributeNames=used,
                 ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
                 ReturnValues="ALL_NEW")
         except Exception as exc:
