@@ -22,7 +22,7 @@ from typing import Protocol
 from orderhub.channels import get_channel
 from orderhub.channels.base import NO_RULES, FieldRules
 from orderhub.clock import Clock, utc_iso
-from orderhub.lifecycle.machine import apply_event, carries_facts, hub_order_id, refused_kinds
+from orderhub.lifecycle.machine import apply_event, carries_facts, event_iso, hub_order_id, refused_kinds
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import Order, OrderEvent
 from orderhub.store.orders import ConflictError, EventLogEntry, OrderStore, epoch_seconds
@@ -30,6 +30,7 @@ from orderhub.store.orders import ConflictError, EventLogEntry, OrderStore, epoc
 MAX_CONFLICT_RETRIES = 8
 DEFAULT_LOG_RETENTION_DAYS = 5 * 365
 _RETENTION_DAYS = int(os.environ.get("EVENT_LOG_RETENTION_DAYS", DEFAULT_LOG_RETENTION_DAYS))
+_RETENTION_SECONDS = int(timedelta(days=_RETENTION_DAYS).total_seconds())
 
 
 class OrderNotFound(LookupError):
@@ -149,12 +150,12 @@ def _outcome(event: OrderEvent, changed: bool, held_back_from: object) -> tuple[
 
 
 def _expiry(clock: Clock) -> int:
-    return epoch_seconds(clock.now() + timedelta(days=_RETENTION_DAYS))
+    return epoch_seconds(clock.now()) + _RETENTION_SECONDS
 
 
 def _entry(order_id: str, event: OrderEvent, message: IntakeMessage, clock: Clock, outcome: str,
            before: str | None, after: str | None, note: str) -> EventLogEntry:
-    event_time = utc_iso(event.event_time)
+    event_time = event_iso(event.event_time)
     source = event.reporter
     # Event ids are unique per reporter: a warehouse's id must not collide with the shop's.
     log_id = event.event_id if source == event.channel else f"{source}:{event.event_id}"

@@ -29,7 +29,16 @@ from orderhub.lifecycle.statuses import (
     OrderStatus,
     PaymentStatus,
 )
-from orderhub.models.order import AftersaleCase, AftersaleFact, Milestones, Order, OrderEvent, Package, Stamp
+from orderhub.models.order import (
+    AftersaleCase,
+    AftersaleFact,
+    Milestones,
+    Order,
+    OrderEvent,
+    OrderLine,
+    Package,
+    Stamp,
+)
 
 _MILESTONE_OF_KIND = {
     EventKind.CREATED: "created_at",
@@ -83,12 +92,17 @@ def _earliest(current: str | None, candidate: str) -> str:
 
 def refused_kinds(event: OrderEvent) -> tuple[EventKind, ...]:
     """Milestones the event claims but its reporter may not report (ST-4: only wms ships)."""
+    if not event.kinds:
+        return ()
     return tuple(k for k in event.kinds if k in RESERVED_KINDS and event.reporter not in RESERVED_KINDS[k])
 
 
 def carries_facts(event: OrderEvent) -> bool:
     """Whether the event says anything the order keeps (an unmapped code alone says nothing)."""
-    refused = refused_kinds(event)
+    return _carries_facts(event, refused_kinds(event))
+
+
+def _carries_facts(event: OrderEvent, refused: tuple[EventKind, ...]) -> bool:
     return (any(k not in refused for k in event.kinds) or bool(event.aftersales) or event.hold is not None
             or any(f is not None for f in (event.details, event.payment, event.deposit, event.shipment,
                                            event.region, event.logistics))
@@ -102,31 +116,47 @@ def merge_event(current: Order | None, event: OrderEvent, order_id: str | None =
     (event time, event id), after-sale cases the latest report per case (REFUNDED sticks),
     packages accumulate by package id.
     """
-    order = current or Order(
-        order_id=order_id or event.order_id or hub_order_id(event.channel, event.channel_order_id),
-        channel=event.channel,
-        channel_order_id=event.channel_order_id,
-    )
-    if not carries_facts(event):
-        return order
-    at = utc_iso(event.event_time)
+    order = current or _new_order(event, order_id)
+    update = _merge_update(order, event)
+    return order.model_copy(update=update) if update else order
+
+
+def _new_order(event: OrderEvent, order_id: str | None) -> Order:
+    return Order(order_id=order_id or event.order_id or hub_order_id(event.channel, event.channel_order_id),
+                 channel=event.channel, channel_order_id=event.channel_order_id)
+
+
+# Converting an aware time to the stored form takes ~2 us and an event's time is converted several
+# times while it is applied and logged.
+event_iso = lru_cache(maxsize=512)(utc_iso)
+
+
+def _merge_update(order: Order, event: OrderEvent) -> dict:
+    """The fields `event` changes on `order` (facts only; statuses are derived afterwards)."""
+    refused = refused_kinds(event)
+    if not _carries_facts(event, refused):
+        return {}
+    at = event_iso(event.event_time)
     stamp = Stamp(at=at, event_id=event.event_id)
     update: dict = {}
-    refused = refused_kinds(event)
     is_own_channel = (event.reporter == order.channel or not order.channel
                       or (event.source in SPEAKS_FOR_ITS_CHANNEL and event.channel == order.channel))
 
-    milestones: dict[str, str] = {}
-    for kind in event.kinds:
-        field = _MILESTONE_OF_KIND[kind]
-        if kind in refused:
-            continue
-        when = event.milestone_times.get(kind)
-        earliest = _earliest(getattr(order.milestones, field), utc_iso(when) if when is not None else at)
-        if earliest != getattr(order.milestones, field):
-            milestones[field] = earliest
-    if milestones:
-        update["milestones"] = order.milestones.model_copy(update=milestones)
+    if event.kinds:
+        known = order.milestones
+        times = event.milestone_times
+        milestones: dict[str, str] = {}
+        for kind in event.kinds:
+            if kind in refused:
+                continue
+            field = _MILESTONE_OF_KIND[kind]
+            when = times.get(kind) if times else None
+            current = getattr(known, field)
+            earliest = _earliest(current, event_iso(when) if when is not None else at)
+            if earliest != current:
+                milestones[field] = earliest
+        if milestones:
+            update["milestones"] = known.model_copy(update=milestones)
 
     if event.details is not None and _newer(stamp, order.details_stamp):
         d = event.details
@@ -149,10 +179,10 @@ def merge_event(current: Order | None, event: OrderEvent, order_id: str | None =
         update |= {"logistics_status": event.logistics.state, "logistics_stamp": stamp}
     if event.outbound is not None and EventKind.OUTBOUND not in refused:
         o = event.outbound
-        known = order.packages.get(o.package_id)
+        known_package = order.packages.get(o.package_id)
         package = Package(at=at, warehouse=o.warehouse, carrier=o.carrier, tracking_no=o.tracking_no, lines=o.lines)
         # The earliest scan of a package is its outbound; ties broken by content, so any order agrees.
-        if known is None or (package.at, repr(package)) < (known.at, repr(known)):
+        if known_package is None or (package.at, repr(package)) < (known_package.at, repr(known_package)):
             update["packages"] = {**order.packages, o.package_id: package}
     if event.aftersales:
         cases = dict(order.aftersales)
@@ -168,7 +198,7 @@ def merge_event(current: Order | None, event: OrderEvent, order_id: str | None =
         update["shop_id"] = event.shop_id
     if at > order.last_event_time:
         update["last_event_time"] = at
-    return order.model_copy(update=update) if update else order
+    return update
 
 
 def _case_rank(state: AftersaleState, stamp: Stamp) -> tuple[bool, str, str]:
@@ -185,29 +215,37 @@ def _merge_case(known: AftersaleCase | None, fact: AftersaleFact, stamp: Stamp) 
                          channel_state=fact.channel_state, stamp=stamp, opened_at=opened)
 
 
-def _shipped_fully(order: Order) -> bool:
+def _shipped_fully(lines: tuple[OrderLine, ...], packages: dict[str, Package]) -> bool:
     """Whether the packages out of the warehouse cover every line (a package without lines is everything)."""
-    if not order.lines or any(not p.lines for p in order.packages.values()):
+    if not lines or any(not p.lines for p in packages.values()):
         return True
     shipped: dict[str, int] = {}
-    for package in order.packages.values():
+    for package in packages.values():
         for packed in package.lines:
             shipped[packed.sku] = shipped.get(packed.sku, 0) + packed.quantity
     needed: dict[str, int] = {}
-    for line in order.lines:
+    for line in lines:
         needed[line.sku] = needed.get(line.sku, 0) + line.quantity
     return all(shipped.get(sku, 0) >= qty for sku, qty in needed.items())
 
 
 def derive(order: Order) -> Order:
     """Statuses and amounts as the facts say."""
-    m: Milestones = order.milestones
-    cases = order.aftersales.values()
-    refunded = sum(c.amount for c in cases if c.state is AftersaleState.REFUNDED)
-    paid = m.paid_at is not None or order.payment_stamp is not None or m.completed_at is not None
-    deposit = m.deposit_paid_at is not None or order.deposit_stamp is not None
-    paid_amount = order.paid_amount if order.payment_stamp is not None else (order.total_amount if paid else 0)
-    basis = paid_amount or order.total_amount
+    return order.model_copy(update=_derived(order.__dict__))
+
+
+def _derived(values: dict) -> dict:
+    """The derived fields (statuses, paid and refunded amounts) of an order's field values."""
+    m: Milestones = values["milestones"]
+    aftersales = values["aftersales"]
+    cases = aftersales.values()
+    refunded = sum(c.amount for c in cases if c.state is AftersaleState.REFUNDED) if aftersales else 0
+    payment_stamp = values["payment_stamp"]
+    total_amount = values["total_amount"]
+    paid = m.paid_at is not None or payment_stamp is not None or m.completed_at is not None
+    deposit = m.deposit_paid_at is not None or values["deposit_stamp"] is not None
+    paid_amount = values["paid_amount"] if payment_stamp is not None else (total_amount if paid else 0)
+    basis = paid_amount or total_amount
     fully_refunded = refunded > 0 and basis > 0 and refunded >= basis
 
     if refunded > 0:
@@ -223,14 +261,14 @@ def derive(order: Order) -> Order:
         aftersale = AftersaleStatus.IN_PROGRESS
     elif refunded > 0:
         aftersale = AftersaleStatus.REFUNDED if fully_refunded else AftersaleStatus.PARTIALLY_REFUNDED
-    elif order.aftersales:
+    elif aftersales:
         aftersale = AftersaleStatus.CLOSED
     else:
         aftersale = AftersaleStatus.NONE
 
     # ST-4: only a physical outbound (warehouse) or the carrier's first scan means the goods left.
     went_out = m.outbound_at is not None or m.picked_up_at is not None
-    partial = went_out and m.picked_up_at is None and not _shipped_fully(order)
+    partial = went_out and m.picked_up_at is None and not _shipped_fully(values["lines"], values["packages"])
     if m.delivered_at or m.completed_at:
         fulfillment = FulfillmentStatus.DELIVERED
     elif went_out:
@@ -240,7 +278,7 @@ def derive(order: Order) -> Order:
     else:
         fulfillment = FulfillmentStatus.UNFULFILLED
 
-    hold = bool(order.hold_reason) or (deposit and not paid)
+    hold = bool(values["hold_reason"]) or (deposit and not paid)
     if m.cancelled_at:
         status = OrderStatus.CLOSED if (paid or deposit) and refunded > 0 and fully_refunded else OrderStatus.CANCELLED
     elif fully_refunded:
@@ -258,10 +296,8 @@ def derive(order: Order) -> Order:
     else:
         status = OrderStatus.PENDING_PAYMENT
 
-    return order.model_copy(update={
-        "status": status, "payment_status": payment, "fulfillment_status": fulfillment,
-        "aftersale_status": aftersale, "paid_amount": paid_amount, "refunded_amount": refunded,
-    })
+    return {"status": status, "payment_status": payment, "fulfillment_status": fulfillment,
+            "aftersale_status": aftersale, "paid_amount": paid_amount, "refunded_amount": refunded}
 
 
 def effective_hold(order: Order) -> str:
@@ -274,11 +310,22 @@ def effective_hold(order: Order) -> str:
 
 
 def apply_event(current: Order | None, event: OrderEvent, order_id: str | None = None) -> tuple[Order, Transition]:
-    """Merge one event and derive the statuses; the status never moves backwards."""
-    merged = derive(merge_event(current, event, order_id))
-    before = current.status if current is not None else None
-    if before is not None and STATUS_RANK[merged.status] < STATUS_RANK[before]:
-        held = merged.status
-        return merged.model_copy(update={"status": before}), Transition(before, before, held_back_from=held)
-    return merged, Transition(before, merged.status)
+    """Merge one event and derive the statuses; the status never moves backwards.
 
+    Equivalent to `derive(merge_event(...))` with the backwards guard, built as one update of the
+    order (copying a model costs more than working out what changes).
+    """
+    order = current or _new_order(event, order_id)
+    update = _merge_update(order, event)
+    values = {**order.__dict__, **update} if update else order.__dict__
+    for field, value in _derived(values).items():
+        if value != values[field]:
+            update[field] = value
+    status = update.get("status", order.status)
+    before = current.status if current is not None else None
+    held: OrderStatus | None = None
+    if before is not None and STATUS_RANK[status] < STATUS_RANK[before]:
+        held = status
+        update.pop("status")  # the stored status is `before`: keep it
+    merged = order.model_copy(update=update) if update else order
+    return merged, Transition(before, merged.status, held_back_from=held)
