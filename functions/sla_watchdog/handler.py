@@ -20,7 +20,7 @@ from orderhub.alerts import Alert, send_alerts
 from orderhub.bus.domain_events import OrderChange
 from orderhub.clock import SystemClock
 from orderhub.exceptions.model import ExceptionRules
-from orderhub.exceptions.watchdog import Watchdog, arm, timer_floor
+from orderhub.exceptions.watchdog import Watchdog, arm, arming_floor
 from orderhub.observability import lambda_entry, logger, metrics
 from orderhub.store.exceptions import DynamoExceptionStore
 from orderhub.store.orders import DynamoOrderStore
@@ -52,7 +52,7 @@ def _rules() -> ExceptionRules:
 
 def _arm(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
     _Batch.rules, _Batch.armed = _rules(), 0
-    _Batch.floor = timer_floor(_timers.watermark(), _clock.now())
+    _Batch.floor = arming_floor(_timers, _clock.now())
     try:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                         context=context)

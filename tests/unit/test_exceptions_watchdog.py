@@ -10,7 +10,7 @@ from unit.exception_builders import ORDER_ID, T0, at, changes, iso, order, rules
 
 from orderhub.alerts import Alert
 from orderhub.exceptions.model import SLOT, WATCHDOG, ExceptionState, ExceptionType, Rule, WrongState
-from orderhub.exceptions.watchdog import INITIAL_LOOKBACK, MAX_SLOTS_PER_RUN, Watchdog, arm, timer_floor
+from orderhub.exceptions.watchdog import INITIAL_LOOKBACK, MAX_SLOTS_PER_RUN, Watchdog, arm, arming_floor
 from orderhub.models.order import Order
 from orderhub.store.exceptions import MemoryExceptionStore
 from orderhub.store.orders import InMemoryOrderStore
@@ -40,7 +40,7 @@ class Hub:
     def change(self, *versions: Order, now: float) -> None:
         """Store the order's last version and deliver the domain events of all of them at minute `now`."""
         self.orders.orders[versions[-1].order_id] = versions[-1]
-        floor = timer_floor(self.timers.watermark(), at(now))
+        floor = arming_floor(self.timers, at(now))
         for change in changes(*versions):
             arm(change, self.rules, self.timers, floor)
 
@@ -241,10 +241,17 @@ def test_alerts_are_one_message_per_rule_and_route_with_the_count():
     assert alert.text.count("- mall order") == 5 and "and 2 more" in alert.text
 
 
-def test_the_first_run_ever_looks_back_for_timers_armed_before_it():
+def test_the_first_timers_ever_armed_set_where_the_first_run_starts_however_late_it_comes():
     hub = Hub()
-    paid_never_shipped(hub)
-    assert hub.timers.watermark() is None
+    paid_never_shipped(hub)  # armed at minute 5
+    assert hub.timers.watermark() == at(5)
+    result = hub.run(400)
+    assert result.slots_read == (400 - 5) // 5 + 1 and len(result.raised) == 1
+    assert hub.timers.watermark() == at(400) - SLOT
+
+
+def test_a_first_run_with_nothing_armed_yet_looks_back_a_bounded_stretch():
+    hub = Hub()
     result = hub.run(130)
-    assert result.slots_read == INITIAL_LOOKBACK // SLOT + 1 and len(result.raised) == 1
+    assert result.slots_read == INITIAL_LOOKBACK // SLOT + 1 and result.raised == []
     assert hub.timers.watermark() == at(130) - SLOT == T0 + 25 * SLOT

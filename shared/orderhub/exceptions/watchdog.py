@@ -3,7 +3,8 @@ cleared ones resolved, breached ones escalated, and owners and supervisors alert
 
 Arming (`arm`): each order change yields the timers of the rules that hold for it (`rules`), put in
 the slot they fall due in, or, when that slot is already behind the watchdog's watermark, in the
-watermark's slot: the next run reads it. Writing a timer twice rewrites one item.
+watermark's slot: the next run reads it (before any run, the first batch creates the watermark at
+its own slot: `arming_floor`). Writing a timer twice rewrites one item.
 
 A scheduled run (`Watchdog.run`, now = the schedule's time):
 
@@ -53,7 +54,7 @@ from orderhub.store.exceptions import ExceptionStore, unresolved
 from orderhub.store.sla_timers import TimerStore
 
 MAX_SLOTS_PER_RUN = 288  # one day of slots: a longer outage is caught up over several runs
-INITIAL_LOOKBACK = timedelta(hours=6)  # the first run ever reads this far back (timers armed before it)
+INITIAL_LOOKBACK = timedelta(hours=6)  # a first run that finds no watermark (no timer armed yet) reads this far
 SWEEP_RESERVE_S = 20.0  # stop firing slots with this much time left: the sweep needs it
 MARGIN_S = 5.0  # stop sweeping with this much left (the rest is swept next run)
 EXAMPLES_PER_ALERT = 5
@@ -69,6 +70,13 @@ AlertSink = Callable[[list[Alert]], object]
 def timer_floor(watermark: datetime | None, now: datetime) -> datetime:
     """The earliest slot a new timer may go in: the one the next scheduled run reads first."""
     return watermark if watermark is not None else slot_of(now)
+
+
+def arming_floor(timers: TimerStore, now: datetime) -> datetime:
+    """The floor for the timers of one batch of domain events. Before any run, the first batch sets
+    the watermark to its own slot, so the first run reads from where the first timers are."""
+    mark = timers.watermark()
+    return mark if mark is not None else timers.start(slot_of(now), now)
 
 
 def place(timers: Iterable[Timer], floor: datetime) -> list[tuple[datetime, Timer]]:

@@ -4,8 +4,9 @@
   `order_id`, `rule`, `due_at` and `expires_at` (TTL, epoch seconds: a week after it fell due).
   Writing the same timer again rewrites the same item: arming is idempotent.
 - The watermark: pk `slot` = "watermark", sk `timer_key` = "sla-watch", attribute `watermark` =
-  the first slot the next scheduled run reads. It only moves forward (a conditional write), so
-  two overlapping runs cannot move it back, and a slot is never skipped.
+  the first slot the next scheduled run reads. The first timers ever armed create it (at their
+  slot), so the first run starts where timers are; after that only runs move it, and only forward
+  (a conditional write): two overlapping runs cannot move it back, and a slot is never skipped.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ BATCH_WRITE_MAX = 25
 
 class TimerStore(Protocol):
     def watermark(self) -> datetime | None: ...
+    def start(self, at_slot: datetime, at: datetime) -> datetime: ...
     def advance(self, to: datetime, at: datetime) -> bool: ...
     def put(self, placed: Iterable[tuple[datetime, Timer]]) -> int: ...
     def due_in(self, slot: datetime) -> list[Timer]: ...
@@ -59,6 +61,20 @@ class DynamoTimerStore(DynamoBacked):
         item = self.client.get_item(TableName=self.table, ConsistentRead=True, Key={
             "slot": {"S": WATERMARK_SLOT}, "timer_key": {"S": WATERMARK_KEY}}).get("Item")
         return datetime.fromisoformat(item["watermark"]["S"]) if item and "watermark" in item else None
+
+    def start(self, at_slot: datetime, at: datetime) -> datetime:
+        """Create the watermark at `at_slot` unless it exists; the stored watermark either way."""
+        try:
+            self.client.put_item(TableName=self.table, ConditionExpression="attribute_not_exists(slot)", Item={
+                "slot": {"S": WATERMARK_SLOT}, "timer_key": {"S": WATERMARK_KEY},
+                "watermark": {"S": utc_iso(at_slot)}, "updated_at": {"S": utc_iso(at)}})
+        except Exception as exc:
+            if not _is_condition_failure(exc):
+                raise
+        stored = self.watermark()
+        if stored is None:  # every write of ours sets it: someone else wrote this item
+            raise RuntimeError("the watchdog's watermark item exists without a watermark")
+        return stored
 
     def advance(self, to: datetime, at: datetime) -> bool:
         """Move the watermark to `to` unless it is already there or further; False: it was."""
@@ -119,6 +135,12 @@ class MemoryTimerStore:
         self.writes = 0
 
     def watermark(self) -> datetime | None:
+        return self.mark
+
+    def start(self, at_slot: datetime, at: datetime) -> datetime:
+        if self.mark is None:
+            self.mark = at_slot
+            self.marks.append(at_slot)
         return self.mark
 
     def advance(self, to: datetime, at: datetime) -> bool:
