@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 SEND_BATCH_MAX = 10
@@ -30,9 +31,23 @@ class Alert:
     severity: Severity = "warning"
     count: int = 1  # occurrences this message stands for
     at: str = ""  # UTC ISO time of the latest occurrence
+    first_at: str = ""  # UTC ISO time of the earliest occurrence ("" = `at`)
+    # Unique per queued message (set by `send_alerts`): the notifier remembers by it which destinations
+    # already had this message, so a retried or redriven message is never counted twice.
+    id: str = ""
 
     def body(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_body(cls, body: str) -> Alert:
+        """The alert a queued message holds; fields this version does not know are ignored."""
+        document = json.loads(body)
+        known = {f.name for f in fields(cls)}
+        alert = cls(**{k: v for k, v in document.items() if k in known})
+        if not alert.key or not isinstance(alert.count, int) or alert.count < 1:
+            raise ValueError("an alert needs a key and a count of at least 1")
+        return alert
 
 
 class AlertsNotQueued(RuntimeError):
@@ -40,7 +55,8 @@ class AlertsNotQueued(RuntimeError):
 
 
 def merge_alerts(alerts: Iterable[Alert]) -> list[Alert]:
-    """One alert per key: counts summed, the latest occurrence's wording kept (first-seen order)."""
+    """One alert per key: counts summed, the latest occurrence's wording kept, the earliest occurrence's
+    time as `first_at` (first-seen order)."""
     merged: dict[str, Alert] = {}
     for alert in alerts:
         seen = merged.get(alert.key)
@@ -48,13 +64,15 @@ def merge_alerts(alerts: Iterable[Alert]) -> list[Alert]:
             merged[alert.key] = alert
         else:
             latest = alert if alert.at >= seen.at else seen
-            merged[alert.key] = replace(latest, count=seen.count + alert.count)
+            firsts = [t for t in (seen.first_at or seen.at, alert.first_at or alert.at) if t]
+            merged[alert.key] = replace(latest, count=seen.count + alert.count, first_at=min(firsts, default=""),
+                                        id="")
     return list(merged.values())
 
 
 def send_alerts(alerts: Iterable[Alert], *, queue_url: str | None = None, client: Any = None) -> int:
     """Queue the alerts for the notifier (merged by key); returns how many messages were sent."""
-    batch = merge_alerts(alerts)
+    batch = [alert if alert.id else replace(alert, id=uuid.uuid4().hex) for alert in merge_alerts(alerts)]
     if not batch:
         return 0
     if client is None:

@@ -1,0 +1,1 @@
+"""Alert delivery: throttled, counted alerts to WeCom / DingTalk robots and the alarm topic."""
