@@ -115,3 +115,47 @@ def test_importing_the_handlers_loads_no_aws_sdk(handler):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": "shared:.", "PATH": "/usr/bin:/bin"})
     assert json.loads(out.stdout) == []
+
+
+class FlakyDynamo:
+    """Answers BatchWriteItem with part of the items unprocessed, `throttled` times."""
+
+    def __init__(self, throttled: int) -> None:
+        self.throttled = throttled
+        self.requests: list[list[dict]] = []
+
+    def batch_write_item(self, RequestItems: dict) -> dict:  # noqa: N803 - boto3's parameter name
+        ((table, requests),) = RequestItems.items()
+        self.requests.append(requests)
+        if self.throttled:
+            self.throttled -= 1
+            return {"UnprocessedItems": {table: requests[:1]}}
+        return {"UnprocessedItems": {}}
+
+
+def timers(n: int):
+    from orderhub.exceptions.model import Timer
+
+    return [(at(0), Timer(f"oh_{i:03d}", Rule.NOT_SHIPPED, iso(120))) for i in range(n)]
+
+
+def test_timers_are_written_25_a_request_each_key_once_and_unprocessed_ones_again():
+    from orderhub.store.sla_timers import DynamoTimerStore
+
+    client, pauses = FlakyDynamo(throttled=2), []
+    store = DynamoTimerStore(client, table="t", sleep=pauses.append)
+    placed = timers(30)
+    assert store.put(placed + placed[:5]) == 30  # the same timer twice in one call: one item
+    sizes = [len(r) for r in client.requests]
+    assert sizes == [25, 1, 1, 5]  # the first chunk's unprocessed item retried twice, then the rest
+    keys = [(r["PutRequest"]["Item"]["slot"]["S"], r["PutRequest"]["Item"]["timer_key"]["S"])
+            for r in client.requests[0]]
+    assert len(set(keys)) == len(keys)
+    assert pauses == [0.1, 0.2]  # backing off between attempts
+
+
+def test_timers_still_unprocessed_after_the_retries_fail_the_batch():
+    from orderhub.store.sla_timers import DynamoTimerStore, TimersNotWritten
+
+    with pytest.raises(TimersNotWritten):
+        DynamoTimerStore(FlakyDynamo(throttled=99), table="t", retries=3, sleep=lambda s: None).put(timers(2))

@@ -11,7 +11,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -48,10 +49,12 @@ class TimersNotWritten(RuntimeError):
 
 
 class DynamoTimerStore(DynamoBacked):
-    def __init__(self, client: Any = None, table: str | None = None, retries: int = 5) -> None:
+    def __init__(self, client: Any = None, table: str | None = None, retries: int = 5,
+                 sleep: Callable[[float], object] = time.sleep) -> None:
         super().__init__(client)
         self._table = table
         self._retries = retries
+        self._sleep = sleep
 
     @property
     def table(self) -> str:
@@ -102,7 +105,9 @@ class DynamoTimerStore(DynamoBacked):
         requests = list(items.values())
         for start in range(0, len(requests), BATCH_WRITE_MAX):
             pending = requests[start:start + BATCH_WRITE_MAX]
-            for _ in range(self._retries):
+            for attempt in range(self._retries):
+                if attempt:
+                    self._sleep(0.05 * 2 ** attempt)  # unprocessed items mean throttling: back off
                 reply = self.client.batch_write_item(RequestItems={self.table: pending})
                 pending = reply.get("UnprocessedItems", {}).get(self.table, [])
                 if not pending:
