@@ -6,6 +6,7 @@ stores only str, int, bool, None, bytes, lists and maps, and ints are never frac
 
 from __future__ import annotations
 
+import zlib
 from typing import Any
 
 
@@ -84,3 +85,19 @@ def _value_size(attr: dict[str, Any]) -> int:
 def write_units(item: dict[str, Any]) -> int:
     """Standard (non-transactional) write request units for an item: 1 per started KB."""
     return max(1, -(-item_size_bytes(item) // 1024))
+
+
+# zlib with an 8 KB window and memLevel 6: the defaults (32 KB window, memLevel 8) allocate ~256 KB
+# per call, and in a Lambda-sized VM that costs ~40 us of page faults whatever the input, more than
+# compressing a 1 KB body takes (here: ~2 us fixed). A JSON body compresses about as well: its
+# repeats are near each other. Any zlib reader (`zlib.decompress`) reads the stream.
+_WINDOW_BITS, _MEM_LEVEL = 13, 6
+# Bodies of a few KB are logged in items near 1 KB, where bytes decide the write unit; above that the
+# item takes several units anyway, and level 1 compresses ~1.6x faster for ~12 % more bytes.
+_FAST_ABOVE_BYTES = 4096
+
+
+def compress(raw: bytes) -> bytes:
+    level = 6 if len(raw) <= _FAST_ABOVE_BYTES else 1
+    packer = zlib.compressobj(level, zlib.DEFLATED, _WINDOW_BITS, _MEM_LEVEL)
+    return packer.compress(raw) + packer.flush()

@@ -4,13 +4,15 @@ DynamoDB bills a write by the item's size in started KB, and the SDK (de)seriali
 attribute value by attribute value: botocore spends ~200 us serialising a 30-attribute order for
 PutItem and ~120 us parsing it back from GetItem, against ~25 us and ~15 us for a handful of
 attributes. So the item holds the key (`order_id`), the optimistic-lock attribute (`version`),
-what operators and the demo scan for (`ch`, `cid`, `st`), and everything else in `oz`: one
-positional JSON document, zlib-compressed (the same stamps, times and event ids recur) and
-base64-encoded (a string: stream records stay plain JSON for every reader). Orders of every
-channel's sample stories are 250-850 bytes, 1 write unit.
+what operators and the demo scan for (`ch`, `cid`, `st`), and everything else in `o`: one
+positional JSON document (a string, so stream records stay plain JSON for every reader). The same
+times and event ids recur in stamps, milestones and provenance, so the document lists each once
+and refers to it by position. A document still over `COMPRESS_ABOVE` bytes (long event ids, many
+cases) goes in `oz` instead, zlib-compressed and base64-encoded: compressing costs ~10 us for a
+1 KB document, so only where it saves a write unit.
 
 Both directions work field by field (no pydantic dump; one validation on the way back): this
-runs twice per channel event. Items written before `oz` existed (one attribute per field, short
+runs twice per channel event. Items written before `o` existed (one attribute per field, short
 names) are still read.
 """
 
@@ -22,12 +24,14 @@ from base64 import b64decode, b64encode
 from typing import Any
 
 from orderhub.models.order import Order
+from orderhub.store.attributes import compress
 
-# The document: [layout, texts, amounts, statuses, stamps, milestones, lines, region, cases, packages].
-# Fields are appended at the end of their list when the model grows; a shorter list reads as defaults.
-LAYOUT = 2
-_TEXTS = ("shop_id", "hold_reason", "currency", "payment_transaction_id", "carrier", "tracking_no", "source_event_id",
-          "source_event_time", "last_event_time", "created_in_hub_at", "updated_in_hub_at")
+# The document: [layout, strings, texts, text refs, amounts, statuses, stamps, milestones, lines, region,
+# cases, packages]; a ref is a position in `strings`. Fields are appended at the end of their list
+# when the model grows; a shorter list reads as defaults.
+LAYOUT = 3
+_TEXTS = ("shop_id", "hold_reason", "currency", "payment_transaction_id", "carrier", "tracking_no")
+_TEXT_REFS = ("source_event_id", "source_event_time", "last_event_time", "created_in_hub_at", "updated_in_hub_at")
 _AMOUNTS = ("total_amount", "deposit_amount", "paid_amount", "refunded_amount")
 _STATUSES = ("payment_status", "fulfillment_status", "logistics_status", "aftersale_status")
 _STAMP_FIELDS = ("details_stamp", "payment_stamp", "deposit_stamp", "shipment_stamp", "hold_stamp", "region_stamp",
@@ -35,58 +39,81 @@ _STAMP_FIELDS = ("details_stamp", "payment_stamp", "deposit_stamp", "shipment_st
 _MILESTONE_FIELDS = ("created_at", "deposit_paid_at", "paid_at", "ship_requested_at", "outbound_at", "picked_up_at",
                      "delivered_at", "completed_at", "cancelled_at")
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-# Level 1: an order document is ~1 KB; higher levels cost more CPU for a few bytes.
-_LEVEL = 1
+# Documents above this many bytes are compressed: with the other attributes the item stays under 1 KB.
+COMPRESS_ABOVE = 880
 
 
 def order_to_item(order: Order) -> dict[str, Any]:
+    strings: list[str] = []
+    index: dict[str, int] = {}
+
+    def ref(text: str) -> int:
+        position = index.get(text)
+        if position is None:
+            position = index[text] = len(strings)
+            strings.append(text)
+        return position
+
     values = order.__dict__
     milestones = order.milestones.__dict__
     document = [
         LAYOUT,
+        strings,  # filled by `ref` while the rest is built
         [values[f] for f in _TEXTS],
+        [ref(values[f]) for f in _TEXT_REFS],
         [values[f] for f in _AMOUNTS],
         [values[f]._value_ for f in _STATUSES],  # `.value` is a Python-level enum property: 5x slower
-        [None if (s := values[f]) is None else [s.at, s.event_id] for f in _STAMP_FIELDS],
-        [milestones[f] for f in _MILESTONE_FIELDS],
+        [None if (s := values[f]) is None else [ref(s.at), ref(s.event_id)] for f in _STAMP_FIELDS],
+        [None if (at := milestones[f]) is None else ref(at) for f in _MILESTONE_FIELDS],
         [[li.sku, li.name, li.quantity, li.unit_price] for li in order.lines],
         [order.region.province, order.region.city],
-        {cid: [c.state._value_, c.type._value_, c.amount, c.reason, c.channel_state, c.stamp.at, c.stamp.event_id,
-               c.opened_at] for cid, c in order.aftersales.items()},
-        {pid: [p.at, p.warehouse, p.carrier, p.tracking_no, [[li.sku, li.quantity] for li in p.lines]]
+        {cid: [c.state._value_, c.type._value_, c.amount, c.reason, c.channel_state, ref(c.stamp.at),
+               ref(c.stamp.event_id), ref(c.opened_at)] for cid, c in order.aftersales.items()},
+        {pid: [ref(p.at), p.warehouse, p.carrier, p.tracking_no, [[li.sku, li.quantity] for li in p.lines]]
          for pid, p in order.packages.items()},
     ]
-    return {"order_id": {"S": order.order_id}, "version": {"N": str(order.version)},
-            "ch": {"S": order.channel}, "cid": {"S": order.channel_order_id}, "st": {"S": order.status._value_},
-            "oz": {"S": b64encode(zlib.compress(_encode(document).encode(), _LEVEL)).decode("ascii")}}
+    text = _encode(document)
+    item = {"order_id": {"S": order.order_id}, "version": {"N": str(order.version)},
+            "ch": {"S": order.channel}, "cid": {"S": order.channel_order_id}, "st": {"S": order.status._value_}}
+    raw = text.encode()  # DynamoDB counts UTF-8 bytes
+    if len(raw) > COMPRESS_ABOVE:
+        item["oz"] = {"S": b64encode(compress(raw)).decode("ascii")}
+    else:
+        item["o"] = {"S": text}
+    return item
 
 
 def order_from_item(item: dict[str, Any]) -> Order:
-    if "oz" not in item:
+    if "o" in item:
+        document = json.loads(item["o"]["S"])
+    elif "oz" in item:
+        document = json.loads(zlib.decompress(b64decode(item["oz"]["S"])))
+    else:
         return _order_from_attributes(item)
-    document = json.loads(zlib.decompress(b64decode(item["oz"]["S"])))
-    texts, amounts, statuses, stamps, milestones, lines, region, cases, packages = document[1:10]
+    strings, texts, refs, amounts, statuses, stamps, milestones, lines, region, cases, packages = document[1:12]
     values: dict[str, Any] = dict(zip(_TEXTS, texts, strict=False))
+    values.update(zip(_TEXT_REFS, [strings[i] for i in refs], strict=False))
     values.update(zip(_AMOUNTS, amounts, strict=False))
     values.update(zip(_STATUSES, statuses, strict=False))
     for field, stamp in zip(_STAMP_FIELDS, stamps, strict=False):
         if stamp is not None:
-            values[field] = {"at": stamp[0], "event_id": stamp[1]}
+            values[field] = {"at": strings[stamp[0]], "event_id": strings[stamp[1]]}
     values["order_id"] = item["order_id"]["S"]
     values["version"] = int(item["version"]["N"])
     values["channel"] = item["ch"]["S"]
     values["channel_order_id"] = item["cid"]["S"]
     values["status"] = item["st"]["S"]
-    values["milestones"] = dict(zip(_MILESTONE_FIELDS, milestones, strict=False))
+    values["milestones"] = {field: strings[at] for field, at in zip(_MILESTONE_FIELDS, milestones, strict=False)
+                            if at is not None}
     values["lines"] = [{"sku": sku, "name": name, "quantity": quantity, "unit_price": price}
                        for sku, name, quantity, price in lines]
     values["region"] = {"province": region[0], "city": region[1]}
     values["aftersales"] = {
         cid: {"state": state, "type": kind, "amount": amount, "reason": reason, "channel_state": channel_state,
-              "stamp": {"at": at, "event_id": event_id}, "opened_at": opened}
+              "stamp": {"at": strings[at], "event_id": strings[event_id]}, "opened_at": strings[opened]}
         for cid, (state, kind, amount, reason, channel_state, at, event_id, opened) in cases.items()}
     values["packages"] = {
-        pid: {"at": at, "warehouse": warehouse, "carrier": carrier, "tracking_no": tracking_no,
+        pid: {"at": strings[at], "warehouse": warehouse, "carrier": carrier, "tracking_no": tracking_no,
               "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in package_lines]}
         for pid, (at, warehouse, carrier, tracking_no, package_lines) in packages.items()}
     # One validation in pydantic-core (Rust) is cheaper than constructing the nested models in Python.

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from orderhub.models.order import Order
 from orderhub.settings import env
 from orderhub.store import DynamoBacked
-from orderhub.store.attributes import from_item
+from orderhub.store.attributes import compress, from_item
 from orderhub.store.order_item import order_from_item, order_to_item
 
 
@@ -92,7 +92,7 @@ def entry_to_item(entry: EventLogEntry) -> dict[str, Any]:
         item["expires_at"] = {"N": str(v["expires_at"])}
     raw = v["raw_body"]
     if len(raw) > COMPRESS_ABOVE_BYTES:
-        item["raw_z"] = {"B": zlib.compress(raw)}
+        item["raw_z"] = {"B": compress(raw)}
     else:
         item["raw"] = {"B": raw}
     return item
