@@ -124,10 +124,15 @@ def _authentic(secret: str, headers: dict[str, str], body: bytes) -> bool:
 
 
 def receiver_for(config, host: str = "127.0.0.1", port: int = 0):
-    """A receiver for every subscriber of `config`, and the config re-pointed at it."""
-    paths = {sub.name: f"/{sub.name}/orderhub-events" for sub in config.subscribers}
-    receiver = DownstreamReceiver({paths[s.name]: s.signing_secret for s in config.subscribers}, host, port)
-    subscribers = [s.model_copy(update={"endpoint": receiver.url(paths[s.name])}) for s in config.subscribers]
+    """A receiver for every webhook subscriber of `config`, and the config re-pointed at it.
+
+    Robot subscribers (WeCom / DingTalk) are left as they are: infra.robots stands in for those.
+    """
+    webhooks = [s for s in config.subscribers if s.kind == "webhook"]
+    paths = {sub.name: f"/{sub.name}/orderhub-events" for sub in webhooks}
+    receiver = DownstreamReceiver({paths[s.name]: s.signing_secret for s in webhooks}, host, port)
+    subscribers = [s.model_copy(update={"endpoint": receiver.url(paths[s.name])}) if s.name in paths else s
+                   for s in config.subscribers]
     return receiver, config.model_copy(update={"subscribers": subscribers}), paths
 
 

@@ -1,4 +1,4 @@
-"""Subscriber queues -> signed HTTP pushes. Retry with backoff by message visibility; then the DLQ."""
+"""Subscriber queues -> signed HTTP pushes or robot messages; retried with backoff by visibility, then the DLQ."""
 
 # ruff: noqa: I001 - Powertools batch first, before pydantic (see status_mapper/handler.py).
 from __future__ import annotations
@@ -12,13 +12,15 @@ from typing import Any
 
 from orderhub import settings
 from orderhub.aws import client
-from orderhub.dispatch.delivery import HttpTransport, SubscriberEndpoint, attempt_delivery, backoff_delay
+from orderhub.dispatch.alerting import DeliveryAlerts
+from orderhub.dispatch.delivery import HttpTransport, SubscriberEndpoint, backoff_delay, deliver
 from orderhub.observability import lambda_entry, logger, metrics
 
 # A subscriber outage fails every record of a batch; that is reported per message (each already
 # holds its own backoff), not raised as a function error, which would page for a healthy hub.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _transport = HttpTransport()
+_alerts = DeliveryAlerts()
 SUBSCRIBER_QUEUE_PREFIX = "sub-"
 
 
@@ -59,7 +61,7 @@ def record_handler(record: Any) -> None:
     endpoint = _endpoint(subscriber)
     attempt = int(record.attributes.approximate_receive_count)
     bus_event = json.loads(record.body)
-    result = attempt_delivery(bus_event, endpoint, _transport, int(time.time()))
+    result = deliver(bus_event, endpoint, _transport, int(time.time() * 1000))
     log = {"subscriber": subscriber, "event_id": bus_event["detail"]["event_id"], "attempt": attempt,
            "status": result.status, "reason": result.reason}
     metrics.add_metric(name=f"Deliveries_{result.outcome}", unit="Count", value=1)
@@ -77,19 +79,30 @@ def record_handler(record: Any) -> None:
                 "attempts": {"DataType": "Number", "StringValue": str(attempt)},
             },
         )
+        _alerts.parked(subscriber, f"{queue}-dlq", result, attempt)
         logger.error("delivery rejected, parked in DLQ", extra=log)
         return
     # Retry: hold the message back for the backoff, then let SQS hand it out again. After the
     # last attempt it becomes visible at once so SQS moves it to the DLQ on the next receive.
-    delay = 0 if attempt >= endpoint.max_attempts else backoff_delay(endpoint, attempt)
+    last = attempt >= endpoint.max_attempts
+    delay = 0 if last else backoff_delay(endpoint, attempt)
     client("sqs").change_message_visibility(QueueUrl=queue_url, ReceiptHandle=record.receipt_handle,
                                             VisibilityTimeout=delay)
-    logger.warning("delivery failed, will retry" if delay else "delivery failed, attempts exhausted",
+    if last:
+        _alerts.parked(subscriber, f"{queue}-dlq", result, attempt)
+    else:
+        _alerts.failing(subscriber, result, attempt, endpoint.max_attempts)
+    logger.warning("delivery failed, attempts exhausted" if last else "delivery failed, will retry",
                    extra={**log, "retry_in_s": delay})
     raise DeliveryFailed(result.reason)
 
 
 @lambda_entry()
 def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                    context=context)
+    _alerts.clear()
+    try:
+        return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                        context=context)
+    finally:
+        _alerts.flush(logger, metrics)
+

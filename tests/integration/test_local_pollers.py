@@ -29,7 +29,7 @@ TOPOLOGY = Topology(
     queues=(Queue("batch", visibility_timeout_s=1, max_receive_count=2),
             Queue("work", visibility_timeout_s=1, max_receive_count=2),
             Queue("stream-failures", visibility_timeout_s=30, is_dead_letter_only=True)),
-    buckets=(), buses=(), rules=(), routes=(), schedules=(), subscribers=(),
+    buckets=(), buses=(), topics=(), rules=(), routes=(), schedules=(), subscribers=(),
     functions=(
         # "batch" waits to fill its batch, so records sent together arrive together.
         Function("consumer", "stand-in", timeout_s=1, triggers=(

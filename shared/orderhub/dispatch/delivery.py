@@ -156,6 +156,28 @@ def attempt_delivery(bus_event: dict[str, Any], endpoint: SubscriberEndpoint, tr
     return http_outcome(reply.status)
 
 
+def deliver(bus_event: dict[str, Any], endpoint: SubscriberEndpoint, transport: Transport,
+            now_ms: int) -> DeliveryResult:
+    """One attempt, in the subscriber's kind: a signed webhook, or a message to a chat robot.
+
+    Robots keep no idempotency key: a retried message may show twice in the group, which is
+    better than a lost one.
+    """
+    if endpoint.kind == "webhook":
+        return attempt_delivery(bus_event, endpoint, transport, now_ms // 1000)
+    from orderhub.alerts.robots import robot_outcome, robot_request
+    from orderhub.dispatch.robot_messages import render_order_change
+    from orderhub.settings import business_tz
+
+    title, markdown = render_order_change(bus_event, business_tz())
+    url, body, headers = robot_request(endpoint.kind, endpoint.url, endpoint.signing_secret, title, markdown, now_ms)
+    try:
+        reply = transport.post(url, body, headers, endpoint.timeouts)
+    except OSError as exc:
+        return DeliveryResult("retry", None, f"no response: {type(exc).__name__}")
+    return robot_outcome(endpoint.kind, reply)
+
+
 def backoff_delay(endpoint: SubscriberEndpoint, attempt: int, rng: random.Random | None = None) -> int:
     """Seconds before attempt `attempt + 1`: the schedule's step with +-20 % jitter (never 0)."""
     schedule = endpoint.backoff_seconds
