@@ -11,8 +11,8 @@ import base64
 import os
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from infra.cli import peek
