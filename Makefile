@@ -8,12 +8,12 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8080
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 
-.PHONY: help install demo run test test-unit test-integration test-infra test-e2e lint bench synth deploy schemas clean
+.PHONY: help install demo run test test-unit test-integration test-infra test-e2e test-reliability lint bench synth deploy schemas clean
 
 help:
 	@echo "make demo     install, start the hub locally on moto, play sample traffic, print a summary"
 	@echo "make run      serve the hub locally on http://127.0.0.1:$(PORT) until stopped (PORT overrides)"
-	@echo "make test     install and run every test tier (unit, integration, infrastructure, e2e) + lint"
+	@echo "make test     install and run every test tier (unit, integration, infrastructure, e2e, reliability) + lint"
 	@echo "make bench    run the benchmarks and rewrite bench/RESULTS.md"
 	@echo "make synth    synthesise the CDK app into cdk.out (no AWS account needed)"
 	@echo "make deploy   deploy with CDK (needs AWS credentials and a bootstrapped account)"
@@ -34,8 +34,14 @@ demo: install
 run: install
 	$(BIN)/orderhub run --port $(PORT)
 
+# The reliability tier is minutes of moto work on one core: it runs beside the other tiers, its
+# report (lost / duplicated / unexpected per scenario) printed when both are done.
 test: install lint
-	$(BIN)/python -m pytest tests/unit tests/integration tests/infrastructure tests/e2e
+	@$(BIN)/python -m pytest tests/reliability > .reliability.log 2>&1 & reliability=$$!; \
+	$(BIN)/python -m pytest tests/unit tests/integration tests/infrastructure tests/e2e; tiers=$$?; \
+	wait $$reliability; status=$$?; \
+	echo "---- reliability tier (tests/reliability) ----"; cat .reliability.log; \
+	test $$tiers -eq 0 -a $$status -eq 0
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit
@@ -48,6 +54,9 @@ test-infra: install
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e
+
+test-reliability: install
+	$(BIN)/python -m pytest tests/reliability
 
 lint: install
 	$(BIN)/ruff check .
@@ -66,4 +75,4 @@ schemas: install
 	$(BIN)/python -m infra.schemas
 
 clean:
-	rm -rf $(VENV) cdk.out .build .pytest_cache .ruff_cache .mypy_cache .hypothesis
+	rm -rf $(VENV) cdk.out .build .pytest_cache .ruff_cache .mypy_cache .hypothesis .reliability.log

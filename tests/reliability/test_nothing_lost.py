@@ -1,6 +1,6 @@
 """Nothing lost, nothing applied twice: poison records, outages, storms of duplicates, failing AWS calls, crashes.
 
-Each scenario drives the real handlers as Lambda does (tests/reliability/harness.py), then the
+Each scenario drives the real handlers as Lambda does (infra/local/inprocess.py), then the
 checker compares what was sent with what the hub holds and what subscribers received; the
 counts are printed at the end of the run.
 """
@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from infra.cli import peek
+from infra.local.inprocess import REPO, LambdaService, atomic_conditional_writes, client
 from infra.traffic import encode, mall_headers, mall_secret, synthetic_mall_events
 from orderhub.lifecycle.machine import hub_order_id
 from reliability.checker import TALLIES, Tally, check_deliveries, check_mall_history, matches, outbox_events
-from reliability.harness import REPO, LambdaService, atomic_conditional_writes, client
 
 MAX_CHANNEL_RETRIES = 20
 EVENTS_UNDER_FAULTS = int(os.environ.get("ORDERHUB_RELIABILITY_EVENTS", "10000"))

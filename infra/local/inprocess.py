@@ -1,4 +1,4 @@
-"""The reliability harness: the real handlers, in this process, on moto, driven as Lambda drives them.
+"""The hub in one process: the real handlers on moto, driven as Lambda drives them (reliability tier, benchmarks).
 
 - AWS is moto (mock_aws), provisioned from the topology exactly as the local runtime does it.
 - Event sources are infra.local.pollers (the local runtime's SQS and stream pollers: partial
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import random
 import threading
 from collections import Counter
@@ -381,3 +382,71 @@ def atomic_conditional_writes() -> Iterator[None]:
     finally:
         for name, original in originals.items():
             setattr(DynamoDBBackend, name, original)
+
+
+# ------------------------------------------------------------------------------------ the whole hub
+
+
+@dataclass
+class InProcessHub:
+    """moto provisioned from the topology, the downstream and robot stand-ins, AWS's clock virtual,
+    the fault injector installed (rate 0 until raised)."""
+
+    config: Any
+    topology: Topology
+    res: Provisioned
+    receiver: Any  # infra.downstream.DownstreamReceiver, for the webhook subscribers
+    inboxes: dict[str, Any]  # subscriber -> infra.downstream.Inbox
+    paths: dict[str, str]
+    clock: VirtualClock
+    faults: Faults
+    robots: Any  # infra.robots.RobotServer, on the virtual clock
+
+    def service(self, exclude: tuple[str, ...] = ()) -> LambdaService:
+        return LambdaService(self.topology, self.res, self.faults, exclude=exclude)
+
+
+def reset_lambda_state() -> None:
+    """Clients and caches live as long as an execution environment; a new hub starts cold."""
+    from aws_lambda_powertools.utilities import parameters
+
+    from orderhub import settings
+    from orderhub.aws import reset_clients
+
+    reset_clients()
+    parameters.clear_caches()
+    settings._built.clear()
+
+
+@contextmanager
+def inprocess_hub(config: Any) -> Iterator[InProcessHub]:
+    """The hub of `config`, in this process, for the duration of the block (environment restored after)."""
+    from moto import mock_aws
+
+    from infra.downstream import by_subscriber, receiver_for
+    from infra.robots import robots_for
+    from infra.topology import build_topology
+
+    saved = dict(os.environ)
+    os.environ.update({"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+                       "AWS_SECRET_ACCESS_KEY": "testing"})
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    clock, faults = VirtualClock(), Faults()
+    receiver, config, paths = receiver_for(config)
+    robots, config = robots_for(config, clock=lambda: clock.now().timestamp())
+    topology = build_topology(config.topology_subscribers(), config.business_timezone)
+    try:
+        with receiver, robots, mock_aws(), clock.installed(), faults.installed(), moto_event_targets_cached():
+            reset_lambda_state()
+            res = provision_hub(topology, config)
+            os.environ.update(hub_environment(topology, config, res))
+            # Per-delivery INFO lines would be most of the work; warnings and errors still show.
+            os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+            try:
+                yield InProcessHub(config, topology, res, receiver, by_subscriber(receiver, paths), paths, clock,
+                                   faults, robots)
+            finally:
+                reset_lambda_state()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
