@@ -160,6 +160,7 @@ def function_environment(function_name: str, config=None) -> dict[str, str]:
             "queue_url": lambda: json.dumps(all_queues) if value.name == "*" else queue_url(value.name, config.stage),
             "bus": lambda: physical(value.name, config.stage),
             "bucket": lambda: physical(value.name, config.stage),
+            "topic_arn": lambda: f"arn:aws:sns:{REGION}:{ACCOUNT}:{physical(value.name, config.stage)}",
             "stage": lambda: config.stage,
             "config_prefix": lambda: config.config_prefix,
             "secrets_prefix": lambda: config.secrets_prefix,

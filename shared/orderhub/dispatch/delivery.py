@@ -113,6 +113,11 @@ class HttpTransport:
         else:
             connection = http.client.HTTPConnection(host, port, timeout=timeouts.connect_s)
         connection.connect()
+        # http.client sends the headers and the body in two writes: without this, the body waits for
+        # the receiver's (delayed) acknowledgement of the headers.
+        import socket
+
+        connection.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return connection
 
 
