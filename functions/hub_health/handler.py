@@ -1,17 +1,36 @@
-"""Scheduled every 5 minutes: queue backlog and DLQ depth as metrics, and one summary log line."""
+"""Scheduled every 5 minutes: queue backlog and DLQ depth as metrics, one summary log line, and an alert
+for every dead-letter queue that holds messages (the notifier keeps it to one per queue per window)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from orderhub import settings
+from orderhub.alerts import Alert, send_alerts
 from orderhub.aws import client
+from orderhub.clock import utc_iso
 from orderhub.observability import lambda_entry, logger
 
 _ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
                "ApproximateNumberOfMessagesDelayed"]
+
+
+def dead_letter_alert(queue: str, depth: dict[str, int], at: str) -> Alert:
+    """The alert for a DLQ holding messages. The key is the one the dispatcher uses when it parks a
+    message there, so both count towards the same alert."""
+    held = depth["visible"] + depth["in_flight"]
+    in_flight = f" ({depth['in_flight']} being read right now)" if depth["in_flight"] else ""
+    return Alert(
+        key=f"dead-letters:{queue}",
+        title=f"Dead letters in {queue}",
+        text=(f"Dead-letter queue **{queue}** holds **{held}** message(s){in_flight}: work that failed every "
+              f"retry and waits for a person.\n"
+              f"- Inspect: `orderhub dlq show {queue}`\n"
+              f"- Once the cause is fixed: `orderhub dlq redrive {queue}`"),
+        severity="critical", count=1, at=at)
 
 
 @lambda_entry()
@@ -31,4 +50,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     summary = {"schedule": event.get("schedule"), "scheduled_time": event.get("scheduled_time"),
                "queues": queues, "dead_letters": parked}
     (logger.warning if parked else logger.info)("hub health", extra=summary)
+    if parked:
+        now = utc_iso(datetime.now(UTC))
+        # Not caught: if the alerts cannot be queued the hub is broken, and the function's errors say so
+        # (the DLQ depth alarms still fire on their own).
+        summary["alerts_queued"] = send_alerts(dead_letter_alert(name, queues[name], now) for name in parked)
     return summary

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
@@ -72,6 +71,8 @@ def merge_alerts(alerts: Iterable[Alert]) -> list[Alert]:
 
 def send_alerts(alerts: Iterable[Alert], *, queue_url: str | None = None, client: Any = None) -> int:
     """Queue the alerts for the notifier (merged by key); returns how many messages were sent."""
+    import uuid  # here, not at import: hub_health's cold start is measured
+
     batch = [alert if alert.id else replace(alert, id=uuid.uuid4().hex) for alert in merge_alerts(alerts)]
     if not batch:
         return 0
