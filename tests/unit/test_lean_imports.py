@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-HANDLERS = ["webhook_ingest", "status_mapper", "event_publisher", "dispatcher", "orders_api", "hub_health"]
+HANDLERS = ["webhook_ingest", "status_mapper", "event_publisher", "dispatcher", "orders_api", "hub_health",
+            "notifier"]
 HEAVY = ["boto3", "botocore.client", "aws_xray_sdk", "aws_lambda_powertools.utilities.parser.models"]
 
 
@@ -19,3 +20,11 @@ def test_importing_a_handler_loads_no_aws_sdk_no_xray_and_no_parser_models(handl
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": "shared:.", "PATH": "/usr/bin:/bin"})
     assert json.loads(out.stdout) == []
+
+
+def test_hub_health_loads_no_pydantic():
+    # A cold-start benchmark target: it alerts through orderhub.alerts, which is plain dataclasses.
+    code = "import sys, json; import functions.hub_health.handler; print(json.dumps('pydantic' in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": "shared:.", "PATH": "/usr/bin:/bin"})
+    assert json.loads(out.stdout) is False
