@@ -235,3 +235,20 @@ def work(world: World, turnstile: Turnstile | None, worker: int, batch: int) -> 
     finally:
         if turnstile is not None:
             turnstile.finish(worker, failure)
+
+
+def digests(world: World, turnstile: Turnstile, worker: int, runs: int) -> None:
+    """The alert-digest schedule firing `runs` times while the notifiers work."""
+    failure: BaseException | None = None
+    try:
+        for _ in range(runs):
+            turnstile.gate(worker, "schedule")
+            with world.lock:
+                world.running[worker] = world.clock.now().timestamp()
+            notifier_for(world, turnstile, worker).digest(world.clock.now())
+            with world.lock:
+                del world.running[worker]
+    except BaseException as exc:
+        failure = exc
+    finally:
+        turnstile.finish(worker, failure)

@@ -9,7 +9,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from unit.alert_interleavings import SETTINGS, WINDOW_S, Turnstile, World, notifier_for, work
+from unit.alert_interleavings import SETTINGS, WINDOW_S, Turnstile, World, digests, notifier_for, work
 
 from orderhub.alerts import Alert
 from orderhub.store.alerts import MemoryAlertStore
@@ -30,10 +30,12 @@ def play_interleaving(data: Any, store: Any, max_occurrences: int = 12) -> World
     workers = data.draw(st.integers(1, 3), label="notifiers")
     batches = [data.draw(st.integers(1, 3), label=f"batch size {w}") for w in range(workers)]
     failures_left = data.draw(st.integers(0, 4), label="failing sends")
+    digest_runs = data.draw(st.integers(0, 2), label="digest runs meanwhile")
 
-    turnstile = Turnstile(workers)
+    turnstile = Turnstile(workers + 1)
     threads = [threading.Thread(target=work, args=(world, turnstile, w, batches[w]), daemon=True)
                for w in range(workers)]
+    threads.append(threading.Thread(target=digests, args=(world, turnstile, workers, digest_runs), daemon=True))
     for thread in threads:
         thread.start()
     while choices := turnstile.next_choices():
