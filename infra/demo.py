@@ -206,12 +206,17 @@ def _matches(order: dict | None, expect: dict) -> bool:
 
 
 def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
+    from infra import demo_operations as operations
+    from infra.local.clock import ManualClock
     from infra.local.platforms import embedded_platforms, stop_platforms
     from infra.local.runtime import LocalRuntime
+    from infra.robots import robots_for
     from orderhub.store.health import ChannelHealth
 
-    receiver, config, paths = receiver_for(config)
+    receiver, config, paths = receiver_for(operations.demo_config(config))
+    robots, config = robots_for(config)
     receiver.start()
+    robots.start()
     inboxes = by_subscriber(receiver, paths)
     receiver.fail(paths["wms"], times=WMS_OUTAGE_PUSHES)
     rng = random.Random(SEED)  # noqa: S311 - a reproducible shuffle, not a secret
@@ -222,7 +227,8 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
         out("Starting the hub locally (moto as the embedded AWS, one worker process per function)...")
         for old in FUNCTION_LOGS.glob("*.log"):
             old.unlink()
-        with LocalRuntime(config, port=port, function_logs=FUNCTION_LOGS) as runtime:
+        # The scheduler's clock only moves when the demo moves it (the operations part below).
+        with LocalRuntime(config, port=port, function_logs=FUNCTION_LOGS, clock=ManualClock()) as runtime:
             out(f"  API {runtime.api_url}   embedded AWS {runtime.endpoint_url}")
             for name, fake in platforms.items():
                 out(f"  embedded {name:<6} {fake.url}")
@@ -289,8 +295,15 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
                 table=runtime.topology.physical_name(config.stage, "channel-health")).entries()
             dlqs = dlq_depths(runtime)
             errors = dict(runtime.errors)
+            operations_out: list[str] = []
+            operations.people_subscribers(robots, config, operations_out.append, checks)
+            operations.subscriber_outage(runtime, http, receiver, paths, inboxes, robots, config, str(config_path()),
+                                         operations_out.append, checks)
+            operations.exceptions_day(runtime, http, robots, config, str(config_path()), operations_out.append,
+                                      checks)
     finally:
         receiver.stop()
+        robots.stop()
         stop_platforms(platforms)
 
     accepted = Counter(s.status for s in sent)
@@ -388,6 +401,9 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
     out(f"  system event log: {len(timeline.get('event_log', []))} entries, "
         f"{dict(Counter(e['outcome'] for e in timeline.get('event_log', [])))}")
     checks.append(("a ship request alone never makes an order SHIPPED", flow.get("status") == "PAID"))
+
+    for line in operations_out:
+        out(line)
 
     out("")
     failed = [name for name, ok in checks if not ok]

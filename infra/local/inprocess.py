@@ -345,19 +345,44 @@ def hub_environment(topology: Topology, config: Any, res: Provisioned) -> dict[s
 
 
 @contextmanager
-def moto_event_targets_cached() -> Iterator[None]:
-    """moto compiles eight JSONPath expressions (PLY, ~1 ms each) for every event and target it
-    routes; the expressions are the same every time, so compile each once."""
+def moto_fast_paths() -> Iterator[None]:
+    """Three of moto's hot spots, made cheap without changing what they compute (in-process hub only):
+    - it compiles eight JSONPath expressions (PLY, ~1 ms each) for every event and target it routes,
+      the same expressions every time: compile each once;
+    - it converts the same few hundred action and parameter names to snake case on every request:
+      remember them;
+    - SQS asks the time for every message of a queue on every call (whether each is visible), and
+      each ask rebuilds the epoch: subtract a constant instead.
+    """
     import functools
 
     import jsonpath_ng.ext
+    import moto.core.responses as moto_responses
+    import moto.core.utils as moto_utils
+    import moto.sqs.models as moto_sqs
 
-    real = jsonpath_ng.ext.parse
-    jsonpath_ng.ext.parse = functools.lru_cache(maxsize=256)(real)
+    epoch = datetime(1970, 1, 1)
+
+    def unix_time(dt: datetime | None = None) -> float:
+        return ((dt or moto_utils.utcnow()) - epoch).total_seconds()
+
+    def unix_time_millis(dt: datetime | None = None) -> float:
+        return unix_time(dt) * 1000.0
+
+    snake_case = functools.lru_cache(maxsize=8192)(moto_utils.camelcase_to_underscores)
+    patches = [(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse))]
+    for module in (moto_utils, moto_sqs):
+        patches += [(module, "unix_time", unix_time), (module, "unix_time_millis", unix_time_millis)]
+    for module in (moto_utils, moto_responses, moto_sqs):
+        patches.append((module, "camelcase_to_underscores", snake_case))
+    saved = [(module, name, getattr(module, name)) for module, name, _ in patches]
+    for module, name, value in patches:
+        setattr(module, name, value)
     try:
         yield
     finally:
-        jsonpath_ng.ext.parse = real
+        for module, name, value in saved:
+            setattr(module, name, value)
 
 
 @contextmanager
@@ -436,7 +461,7 @@ def inprocess_hub(config: Any) -> Iterator[InProcessHub]:
     robots, config = robots_for(config, clock=lambda: clock.now().timestamp())
     topology = build_topology(config.topology_subscribers(), config.business_timezone)
     try:
-        with receiver, robots, mock_aws(), clock.installed(), faults.installed(), moto_event_targets_cached():
+        with receiver, robots, mock_aws(), clock.installed(), faults.installed(), moto_fast_paths():
             reset_lambda_state()
             res = provision_hub(topology, config)
             os.environ.update(hub_environment(topology, config, res))

@@ -4,7 +4,7 @@ A pure computation over exception records (the CLI reads them with a Scan). An e
 the month (business time zone) it was raised. Per month and type, and for all types together:
 
 - raised; resolved (by now; `auto` of them by the watchdog because the cause cleared); still open;
-- mean time to resolve: resolved_at - raised_at over the resolved ones;
+- mean time to resolve: resolved_at - raised_at over the resolved ones (clock skew counted as 0);
 - within SLA: resolved by the deadline, as a share of the decided ones (resolved, or still open
   past the deadline); open ones not yet due are not decided either way;
 - escalated: share of raised ones that breached the SLA and went to the supervisor;
@@ -58,7 +58,9 @@ def _row(month: str, kind: str, group: Sequence[ExceptionRecord], repeats: set[s
     resolved = [r for r in group if r.state is ExceptionState.RESOLVED and r.resolved_at]
     decided = [r for r in group if r.state is ExceptionState.RESOLVED or r.sla_deadline < now]
     on_time = [r for r in resolved if r.resolved_at and r.resolved_at <= r.sla_deadline]
-    durations = [(datetime.fromisoformat(r.resolved_at) - datetime.fromisoformat(r.raised_at)).total_seconds()
+    # The watchdog stamps raised_at with its scheduled time and people resolve on their own clocks; a
+    # resolution a moment "before" the raise is skew between the two, and counts as instant.
+    durations = [max(0.0, (datetime.fromisoformat(r.resolved_at) - datetime.fromisoformat(r.raised_at)).total_seconds())
                  for r in resolved if r.resolved_at]
     return ReportRow(
         month=month, type=kind, raised=len(group), resolved=len(resolved),
