@@ -370,7 +370,8 @@ def moto_fast_paths() -> Iterator[None]:
         return unix_time(dt) * 1000.0
 
     snake_case = functools.lru_cache(maxsize=8192)(moto_utils.camelcase_to_underscores)
-    patches = [(jsonpath_ng.ext, "parse", functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse))]
+    compiled = functools.lru_cache(maxsize=256)(jsonpath_ng.ext.parse)
+    patches: list[tuple[Any, str, Any]] = [(jsonpath_ng.ext, "parse", compiled)]
     for module in (moto_utils, moto_sqs):
         patches += [(module, "unix_time", unix_time), (module, "unix_time_millis", unix_time_millis)]
     for module in (moto_utils, moto_responses, moto_sqs):
