@@ -26,7 +26,7 @@ from bench import REPO
 from bench._support import Figure, fmt, machine, print_figures
 
 RESULTS = REPO / "bench" / "RESULTS.md"
-ORDER = ("imports", "cpu", "channels", "cost", "poller", "e2e")
+ORDER = ("imports", "cpu", "channels", "cost", "poller", "dispatch", "alerts", "e2e")
 FLOORS = ("e2e", "poller")  # benchmarks whose anchor is the least the work can cost, not a competing design
 
 
@@ -160,6 +160,24 @@ PutItem of the real order item when the flow wrote it; stream GetRecords; PutEve
 domain-event details, which moto routes to the subscriber queues; receive + delete per 10 on each
 subscriber queue), by the same number of sender threads and one consumer per poller, pipelined.
 GOAL: e2e time (first send -> runtime idle) <= 1.5 x floor.
+
+**bench.dispatch** - `functions.dispatcher.handler.lambda_handler` on SQS batches of 10 real domain
+events (synthetic mall orders merged by the hub's own code; SQS answered in-process, configuration
+through Powertools parameters on fake SSM/Secrets Manager), pushing over loopback HTTP to
+`infra.downstream`'s receiver in a child process (signature, timestamp window and Idempotency-Key
+checked). ANCHOR: the same events signed the same way, sent by a loop of `urllib.request.urlopen`
+(a connection per push). FLOOR: pre-signed bodies POSTed with `http.client`, no handler. Best wall
+time of the repeats; the receiver must get every event exactly once with a valid signature. No goal
+for speed (information).
+
+**bench.alerts** - a storm: WMS, ERP and CRM down while 667 domain events each arrive on their
+queues over 30 virtual minutes and fail every attempt on the default backoff (30 s, 2, 10, 30 min;
+5 attempts, then the DLQ): about 10,000 failed deliveries. The hub runs in-process
+(`infra.local.inprocess`: moto, the real dispatcher, notifier and hub_health driven as Lambda drives
+them, AWS's clock and the notifier's clock virtual, hub health and the alert digest every 5 minutes),
+the ops group's robot is `infra.robots`' stand-in. Counted: the robot's messages per problem (one
+per subscriber) per 5-minute window. ANCHOR: one alert per failed delivery. GOAL: <= 1 alert per
+subscriber per window.
 """
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from orderhub import settings
 from orderhub.aws import client
-from orderhub.dispatch.alerting import DeliveryAlerts
+from orderhub.dispatch.alerting import SUBSCRIBER_QUEUE_PREFIX, DeliveryAlerts
 from orderhub.dispatch.delivery import HttpTransport, SubscriberEndpoint, backoff_delay, deliver
 from orderhub.observability import lambda_entry, logger, metrics
 
@@ -21,7 +21,6 @@ from orderhub.observability import lambda_entry, logger, metrics
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 _transport = HttpTransport()
 _alerts = DeliveryAlerts()
-SUBSCRIBER_QUEUE_PREFIX = "sub-"
 
 
 class DeliveryFailed(Exception):
@@ -79,7 +78,7 @@ def record_handler(record: Any) -> None:
                 "attempts": {"DataType": "Number", "StringValue": str(attempt)},
             },
         )
-        _alerts.parked(subscriber, f"{queue}-dlq", result, attempt)
+        _alerts.parked(subscriber, result, attempt)
         logger.error("delivery rejected, parked in DLQ", extra=log)
         return
     # Retry: hold the message back for the backoff, then let SQS hand it out again. After the
@@ -89,7 +88,7 @@ def record_handler(record: Any) -> None:
     client("sqs").change_message_visibility(QueueUrl=queue_url, ReceiptHandle=record.receipt_handle,
                                             VisibilityTimeout=delay)
     if last:
-        _alerts.parked(subscriber, f"{queue}-dlq", result, attempt)
+        _alerts.parked(subscriber, result, attempt)
     else:
         _alerts.failing(subscriber, result, attempt, endpoint.max_attempts)
     logger.warning("delivery failed, attempts exhausted" if last else "delivery failed, will retry",

@@ -12,6 +12,7 @@ from orderhub import settings
 from orderhub.alerts import Alert, send_alerts
 from orderhub.aws import client
 from orderhub.clock import utc_iso
+from orderhub.dispatch.alerting import problem_key, subscriber_of_queue
 from orderhub.observability import lambda_entry, logger
 
 _ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
@@ -19,12 +20,13 @@ _ATTRIBUTES = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVis
 
 
 def dead_letter_alert(queue: str, depth: dict[str, int], at: str) -> Alert:
-    """The alert for a DLQ holding messages. The key is the one the dispatcher uses when it parks a
-    message there, so both count towards the same alert."""
+    """The alert for a DLQ holding messages. A subscriber's DLQ is part of that subscriber's delivery
+    problem (the dispatcher alerts under the same key), so people get one alert per subscriber."""
     held = depth["visible"] + depth["in_flight"]
     in_flight = f" ({depth['in_flight']} being read right now)" if depth["in_flight"] else ""
+    subscriber = subscriber_of_queue(queue)
     return Alert(
-        key=f"dead-letters:{queue}",
+        key=problem_key(subscriber) if subscriber else f"dead-letters:{queue}",
         title=f"Dead letters in {queue}",
         text=(f"Dead-letter queue **{queue}** holds **{held}** message(s){in_flight}: work that failed every "
               f"retry and waits for a person.\n"
@@ -46,7 +48,9 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         with single_metric(name=metric, unit=MetricUnit.Count, value=queues[name]["visible"],
                            namespace="OrderHub") as m:
             m.add_dimension(name="queue", value=name)
-    parked = {n: q["visible"] for n, q in queues.items() if n.endswith("-dlq") and q["visible"]}
+    # A message an operator is reading (`orderhub dlq show`) is still parked.
+    parked = {n: q["visible"] + q["in_flight"] for n, q in queues.items()
+              if n.endswith("-dlq") and q["visible"] + q["in_flight"]}
     summary = {"schedule": event.get("schedule"), "scheduled_time": event.get("scheduled_time"),
                "queues": queues, "dead_letters": parked}
     (logger.warning if parked else logger.info)("hub health", extra=summary)

@@ -154,7 +154,8 @@ def test_hub_health_alerts_on_a_dead_letter_queue_and_the_robot_hears_of_it(aler
     assert summary["dead_letters"] == {"sub-wms-dlq": 3} and summary["alerts_queued"] == 1
     (queued,) = hub.receive("alerts")
     alert = Alert.from_body(queued["Body"])
-    assert (alert.key, alert.severity, alert.route) == ("dead-letters:sub-wms-dlq", "critical", "")
+    # A subscriber's DLQ is part of that subscriber's delivery problem: one alert per subscriber.
+    assert (alert.key, alert.severity, alert.route) == ("delivery:wms", "critical", "")
     assert "orderhub dlq show sub-wms-dlq" in alert.text and "orderhub dlq redrive sub-wms-dlq" in alert.text
     sqs.change_message_visibility(QueueUrl=hub.queue_url("alerts"), ReceiptHandle=queued["ReceiptHandle"],
                                   VisibilityTimeout=0)

@@ -100,19 +100,22 @@ class Recorder:
         self.metrics.append((name, value))
 
 
-def test_a_batch_of_failures_makes_one_alert_per_problem_with_the_count():
+def test_a_batch_of_failures_makes_one_alert_per_subscriber_with_the_counts():
     sent, log = Sent(), Recorder()
     alerts = DeliveryAlerts(sent)
     failure = DeliveryResult("retry", 503, "HTTP 503")
     for _ in range(9):
         alerts.failing("wms", failure, attempt=2, max_attempts=5)
-    alerts.parked("wms", "sub-wms-dlq", failure, attempt=5)
+    alerts.parked("wms", failure, attempt=5)
+    alerts.failing("erp", DeliveryResult("retry", None, "no response: TimeoutError"), attempt=1, max_attempts=5)
     alerts.flush(log, log)
     (batch,) = sent.batches
     by_key = {a.key: a for a in batch}
-    assert set(by_key) == {"delivery-failing:wms", "dead-letters:sub-wms-dlq"}
-    assert by_key["delivery-failing:wms"].count == 9 and by_key["dead-letters:sub-wms-dlq"].severity == "critical"
-    assert "orderhub dlq redrive sub-wms-dlq" in by_key["dead-letters:sub-wms-dlq"].text
+    assert set(by_key) == {"delivery:wms", "delivery:erp"}
+    wms, erp = by_key["delivery:wms"], by_key["delivery:erp"]
+    assert (wms.count, wms.severity, erp.count, erp.severity) == (10, "critical", 1, "warning")
+    assert "10 push(es) to **wms** failed" in wms.text and "1 event(s) gave up" in wms.text
+    assert "orderhub dlq redrive sub-wms-dlq" in wms.text and "attempt 1 of 5" in erp.text
     alerts.flush(log, log)  # nothing new: nothing sent
     assert len(sent.batches) == 1
 
