@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
-from orderhub import settings
-from orderhub.channels.base import constant_time_match
 from orderhub.clock import SystemClock
 from orderhub.exceptions import handling
 from orderhub.exceptions.model import ExceptionNotFound, WrongState
 from orderhub.observability import http_request_id, lambda_entry, logger
+from orderhub.ops_api import bearer_only, json_response
 from orderhub.store.exceptions import DynamoExceptionStore
 
 app = APIGatewayHttpResolver()
@@ -25,14 +24,8 @@ _store = DynamoExceptionStore()
 _clock = SystemClock()
 
 
-def _json(status: int, body: Any) -> Response:
-    if isinstance(body, BaseModel):
-        body = body.model_dump_json()
-    return Response(status_code=status, content_type="application/json", body=body)
-
-
 def _problem(status: int, message: str, **extra: Any) -> Response:
-    return _json(status, {"message": message, **extra})
+    return json_response(status, {"message": message, **extra})
 
 
 def _errors(exc: ValidationError) -> list[str]:
@@ -56,12 +49,12 @@ def list_exceptions() -> Response:
         parsed = handling.ListQuery.model_validate(query)
     except ValidationError as exc:
         return _problem(400, "bad query", errors=_errors(exc))
-    return _json(200, handling.list_exceptions(_store, parsed, _clock.now()))
+    return json_response(200, handling.list_exceptions(_store, parsed, _clock.now()))
 
 
 @app.get("/exceptions/<exception_id>")
 def get_exception(exception_id: str) -> Response:
-    return _json(200, handling.view(handling.find(_store, exception_id), _clock.now()))
+    return json_response(200, handling.view(handling.find(_store, exception_id), _clock.now()))
 
 
 def _body(model: type[handling.AcknowledgeBody] | type[handling.ResolveBody]) -> Any:
@@ -78,7 +71,7 @@ def acknowledge(exception_id: str) -> Response:
         return body
     record = handling.acknowledge(_store, exception_id, body, _clock.now())
     logger.info("exception acknowledged", extra={"exception_id": exception_id, "by": body.by})
-    return _json(200, handling.view(record, _clock.now()))
+    return json_response(200, handling.view(record, _clock.now()))
 
 
 @app.post("/exceptions/<exception_id>/resolve")
@@ -88,18 +81,10 @@ def resolve(exception_id: str) -> Response:
         return body
     record = handling.resolve(_store, exception_id, body, _clock.now())
     logger.info("exception resolved", extra={"exception_id": exception_id, "by": body.by})
-    return _json(200, handling.view(record, _clock.now()))
-
-
-def _authorised(event: dict[str, Any]) -> bool:
-    header = (event.get("headers") or {}).get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return scheme.lower() == "bearer" and bool(token) and constant_time_match([settings.ops_token()], token)
+    return json_response(200, handling.view(record, _clock.now()))
 
 
 @lambda_entry(correlation_id=http_request_id)
+@bearer_only
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if not _authorised(event):
-        return {"statusCode": 401, "headers": {"Content-Type": "application/json", "WWW-Authenticate": "Bearer"},
-                "body": '{"message":"a valid bearer token is required"}'}
     return app.resolve(event, context)

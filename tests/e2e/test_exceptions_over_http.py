@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from json_http import http
 
 from infra.config import load_config
 from infra.downstream import receiver_for
@@ -57,14 +56,6 @@ def stack():
         runtime.alert_recorder = recorder
         yield runtime
 
-
-def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, json.loads(reply.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
 
 
 def ops(stack, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:

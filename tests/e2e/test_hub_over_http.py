@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 
 import pytest
+from json_http import http
 
 from infra.config import load_config
 from infra.downstream import by_subscriber, receiver_for
@@ -16,14 +14,6 @@ from infra.traffic import encode, load_stories, mall_headers, mall_secret
 
 pytestmark = pytest.mark.e2e
 
-
-def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, json.loads(reply.read() or b"{}")
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
 
 
 @pytest.fixture(scope="module")

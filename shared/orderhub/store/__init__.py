@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from orderhub.settings import env
+
 
 class DynamoBacked:
     """What every DynamoDB store shares: the client it was given (tests, operator tools), else the
@@ -18,3 +20,23 @@ class DynamoBacked:
         from orderhub.aws import client
 
         return client("dynamodb")
+
+
+class DynamoTable(DynamoBacked):
+    """A store of one table: the name it was given, else the one in its function's environment."""
+
+    TABLE_ENV = ""  # e.g. "ALERTS_TABLE"
+
+    def __init__(self, client: Any = None, table: str | None = None) -> None:
+        super().__init__(client)
+        self._table = table
+
+    @property
+    def table(self) -> str:
+        return self._table or env(self.TABLE_ENV)
+
+
+def is_condition_failure(exc: Exception) -> bool:
+    """A conditional write DynamoDB refused (ConditionalCheckFailedException): the answer, not an error."""
+    response = getattr(exc, "response", None) or {}
+    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"

@@ -30,8 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from orderhub.settings import env
-from orderhub.store import DynamoBacked
+from orderhub.store import DynamoTable, is_condition_failure
 
 WINDOW_ITEM_TTL_S = 7 * 86_400
 RECORD_ITEM_TTL_S = 15 * 86_400  # longer than a DLQ keeps a message (14 days): a redrive still finds it
@@ -116,10 +115,6 @@ class AlertStore(Protocol):
     def remember(self, alert_id: str, destinations: Iterable[str], now: float) -> None: ...
 
 
-def _failed_condition(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
 
 def _n(value: float) -> dict[str, str]:
     return {"N": f"{value:.3f}"}
@@ -141,16 +136,10 @@ def _prior(claim_id: str, item: dict[str, Any]) -> Prior:
 _WORDS = "title = :title, #text = :text, route = :route, severity = :severity"
 
 
-class DynamoAlertStore(DynamoBacked):
+class DynamoAlertStore(DynamoTable):
     """The table named by ALERTS_TABLE (or `table`)."""
 
-    def __init__(self, client: Any = None, table: str | None = None) -> None:
-        super().__init__(client)
-        self._table = table
-
-    @property
-    def table(self) -> str:
-        return self._table or env("ALERTS_TABLE")
+    TABLE_ENV = "ALERTS_TABLE"
 
     def _update(self, problem: str, destination: str, **kwargs: Any) -> dict[str, Any] | None:
         """The UpdateItem's reply, or None when its condition failed."""
@@ -158,7 +147,7 @@ class DynamoAlertStore(DynamoBacked):
             return self.client.update_item(TableName=self.table,
                                            Key={"alert_key": {"S": window_key(problem, destination)}}, **kwargs)
         except Exception as exc:
-            if _failed_condition(exc):
+            if is_condition_failure(exc):
                 return None
             raise
 

@@ -24,8 +24,7 @@ from orderhub.exceptions.model import (
     ExceptionType,
     WrongState,
 )
-from orderhub.settings import env
-from orderhub.store import DynamoBacked
+from orderhub.store import DynamoTable, is_condition_failure
 from orderhub.store.attributes import from_item, to_attr, to_item
 
 BY_STATE_INDEX = "by-state"  # infra/topology.py declares it (a unit test keeps the two in step)
@@ -58,22 +57,12 @@ def record_from_item(item: dict[str, Any]) -> ExceptionRecord:
     return ExceptionRecord.model_validate(from_item(item))
 
 
-def _is_condition_failure(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
 
 _NAMES = {"#state": "state"}
 
 
-class DynamoExceptionStore(DynamoBacked):
-    def __init__(self, client: Any = None, table: str | None = None) -> None:
-        super().__init__(client)
-        self._table = table
-
-    @property
-    def table(self) -> str:
-        return self._table or env("EXCEPTIONS_TABLE")
+class DynamoExceptionStore(DynamoTable):
+    TABLE_ENV = "EXCEPTIONS_TABLE"
 
     @staticmethod
     def _key(order_id: str, key: str) -> dict[str, Any]:
@@ -93,7 +82,7 @@ class DynamoExceptionStore(DynamoBacked):
             self.client.put_item(TableName=self.table, Item=record_to_item(record),
                                  ConditionExpression="attribute_not_exists(order_id)")
         except Exception as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return False
             raise
         return True
@@ -128,7 +117,7 @@ class DynamoExceptionStore(DynamoBacked):
                 ExpressionAttributeValues={k: to_attr(v) for k, v in values.items()},
                 ReturnValues="ALL_NEW")
         except Exception as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return None
             raise
         return record_from_item(reply["Attributes"])

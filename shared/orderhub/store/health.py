@@ -19,8 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from orderhub.settings import env
-from orderhub.store import DynamoBacked
+from orderhub.store import DynamoTable
 
 DRIFT = "drift"
 GAP = "gap"
@@ -61,16 +60,10 @@ def _split(entry: str) -> tuple[str, str]:
     return kind, key
 
 
-class ChannelHealth(DynamoBacked):
+class ChannelHealth(DynamoTable):
     """The DynamoDB table. The table name comes from CHANNEL_HEALTH_TABLE when not given."""
 
-    def __init__(self, client: Any = None, table: str | None = None) -> None:
-        super().__init__(client)
-        self._table = table
-
-    @property
-    def table(self) -> str:
-        return self._table or env("CHANNEL_HEALTH_TABLE")
+    TABLE_ENV = "CHANNEL_HEALTH_TABLE"
 
     def record(self, channel: str, drift: Iterable[str], gaps: Iterable[str], event_id: str, at: str) -> None:
         for entry in _entries(drift, gaps):

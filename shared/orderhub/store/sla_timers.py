@@ -18,8 +18,7 @@ from typing import Any, Protocol
 
 from orderhub.clock import utc_iso
 from orderhub.exceptions.model import Rule, Timer
-from orderhub.settings import env
-from orderhub.store import DynamoBacked
+from orderhub.store import DynamoTable, is_condition_failure
 
 WATERMARK_SLOT = "watermark"
 WATERMARK_KEY = "sla-watch"
@@ -39,26 +38,19 @@ def _expires_at(slot: datetime, timer: Timer) -> int:
     return int((max(slot, timer.due) + KEEP_FIRED).timestamp())
 
 
-def _is_condition_failure(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
-
 
 class TimersNotWritten(RuntimeError):
     pass
 
 
-class DynamoTimerStore(DynamoBacked):
+class DynamoTimerStore(DynamoTable):
+    TABLE_ENV = "SLA_TIMERS_TABLE"
+
     def __init__(self, client: Any = None, table: str | None = None, retries: int = 5,
                  sleep: Callable[[float], object] = time.sleep) -> None:
-        super().__init__(client)
-        self._table = table
+        super().__init__(client, table)
         self._retries = retries
         self._sleep = sleep
-
-    @property
-    def table(self) -> str:
-        return self._table or env("SLA_TIMERS_TABLE")
 
     def watermark(self) -> datetime | None:
         item = self.client.get_item(TableName=self.table, ConsistentRead=True, Key={
@@ -72,7 +64,7 @@ class DynamoTimerStore(DynamoBacked):
                 "slot": {"S": WATERMARK_SLOT}, "timer_key": {"S": WATERMARK_KEY},
                 "watermark": {"S": utc_iso(at_slot)}, "updated_at": {"S": utc_iso(at)}})
         except Exception as exc:
-            if not _is_condition_failure(exc):
+            if not is_condition_failure(exc):
                 raise
         stored = self.watermark()
         if stored is None:  # every write of ours sets it: someone else wrote this item
@@ -88,7 +80,7 @@ class DynamoTimerStore(DynamoBacked):
                 ConditionExpression="attribute_not_exists(watermark) OR watermark < :to",
                 ExpressionAttributeValues={":to": {"S": utc_iso(to)}, ":at": {"S": utc_iso(at)}})
         except Exception as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return False
             raise
         return True

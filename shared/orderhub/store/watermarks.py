@@ -35,8 +35,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from orderhub.clock import utc_iso
-from orderhub.settings import env
-from orderhub.store import DynamoBacked
+from orderhub.store import DynamoTable, is_condition_failure
 
 MAX_ERROR_CHARS = 300
 
@@ -90,19 +89,9 @@ def _state(item: dict[str, Any]) -> PollState | None:
     )
 
 
-def _is_condition_failure(exc: Exception) -> bool:
-    response = getattr(exc, "response", None) or {}
-    return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
 
-
-class DynamoWatermarkStore(DynamoBacked):
-    def __init__(self, client: Any = None, table: str | None = None) -> None:
-        super().__init__(client)
-        self._table = table
-
-    @property
-    def table(self) -> str:
-        return self._table or env("POLL_STATE_TABLE")
+class DynamoWatermarkStore(DynamoTable):
+    TABLE_ENV = "POLL_STATE_TABLE"
 
     def get(self, key: str) -> PollState | None:
         item = self.client.get_item(TableName=self.table, Key={"shop_key": {"S": key}},
@@ -119,7 +108,7 @@ class DynamoWatermarkStore(DynamoBacked):
                 ConditionExpression="attribute_not_exists(shop_key)",
             )
         except Exception as exc:
-            if not _is_condition_failure(exc):
+            if not is_condition_failure(exc):
                 raise
         state = self.get(key)
         if state is None:  # every write of ours sets a watermark: someone else wrote this item
@@ -137,7 +126,7 @@ class DynamoWatermarkStore(DynamoBacked):
                                            ":now": {"S": utc_iso(now)}, ":pulled": {"S": utc_iso(pulled_at)}},
             )
         except Exception as exc:
-            if _is_condition_failure(exc):
+            if is_condition_failure(exc):
                 return False
             raise
         return True
@@ -150,7 +139,7 @@ class DynamoWatermarkStore(DynamoBacked):
                 ConditionExpression="attribute_exists(watermark)",
                 ExpressionAttributeValues={":e": {"S": error[:MAX_ERROR_CHARS]}, ":now": {"S": utc_iso(now)}})
         except Exception as exc:
-            if not _is_condition_failure(exc):
+            if not is_condition_failure(exc):
                 raise
 
     def set_hints(self, key: str, window_s: int | None, reread_from: datetime | None) -> None:
@@ -172,7 +161,7 @@ class DynamoWatermarkStore(DynamoBacked):
             self.client.update_item(TableName=self.table, Key={"shop_key": {"S": key}}, UpdateExpression=expression,
                                     ConditionExpression="attribute_exists(watermark)", **kwargs)
         except Exception as exc:
-            if not _is_condition_failure(exc):
+            if not is_condition_failure(exc):
                 raise
 
     def scan(self) -> list[PollState]:
