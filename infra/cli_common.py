@@ -1,0 +1,34 @@
+"""What the operator commands share: the stage's configuration, and AWS (or the local hub) to act on."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from infra.config import load_config
+
+PREFIX_HELP = "stage from the config file (ORDERHUB_CONFIG, default config/local.toml)"
+
+
+def aws_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help=PREFIX_HELP)
+    parser.add_argument("--endpoint-url", default=None, help="AWS endpoint (default: env AWS_ENDPOINT_URL, else AWS)")
+
+
+def stage_config(args: argparse.Namespace) -> Any:
+    return load_config(getattr(args, "config", None))
+
+
+def aws_client(args: argparse.Namespace, service: str) -> Any:
+    """A boto3 client: AWS with the usual credentials, or the local hub's moto with AWS_ENDPOINT_URL/--endpoint-url."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL") or None)
+
+
+def physical(config: Any, name: str) -> str:
+    from infra.topology import build_topology
+
+    return build_topology(config.topology_subscribers(), config.business_timezone).physical_name(config.stage, name)
