@@ -51,9 +51,9 @@ def build_function(repo_root: Path, build_dir: Path, name: str) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
     source = repo_root / "functions" / name
-    if not source.is_dir():
-        # Handlers are written alongside the stack; synth still works, the asset is incomplete.
-        print(f"warning: {source} does not exist yet; its asset has no handler", file=sys.stderr)
+    if not (source / "handler.py").is_file():
+        # A function the topology declares but nobody wrote would deploy and fail at its first event.
+        raise FileNotFoundError(f"{source}/handler.py: the topology declares function {name!r} but it has no handler")
     for module in sorted(source.glob("*.py")):
         shutil.copy2(module, target / module.name)
     package = repo_root / "shared" / "orderhub"

@@ -33,10 +33,10 @@ def test_a_function_asset_has_its_modules_at_the_root_and_the_orderhub_package(r
     assert not (built / "orderhub" / "__pycache__").exists()
 
 
-def test_a_function_not_written_yet_still_gets_an_asset(repo: Path, tmp_path: Path) -> None:
-    built = assets.build_function(repo, tmp_path / "build", "sla_watchdog")
-
-    assert sorted(p.name for p in built.iterdir()) == ["orderhub"]
+def test_a_declared_function_without_a_handler_stops_the_synth(repo: Path, tmp_path: Path) -> None:
+    # It would deploy, then fail at its first event.
+    with pytest.raises(FileNotFoundError, match="sla_watchdog"):
+        assets.build_function(repo, tmp_path / "build", "sla_watchdog")
 
 
 def test_a_rebuilt_function_asset_drops_deleted_modules(repo: Path, tmp_path: Path) -> None:
