@@ -195,7 +195,12 @@ def _dlq_purge(args: argparse.Namespace) -> int:
         if answer.strip() not in (name, name.removeprefix(prefix)):
             print("not purged", file=sys.stderr)
             return 1
-    sqs.purge_queue(QueueUrl=url)
+    try:
+        sqs.purge_queue(QueueUrl=url)
+    except sqs.exceptions.PurgeQueueInProgress:
+        print(f"{name} was purged less than a minute ago (SQS allows one purge a minute); try again shortly",
+              file=sys.stderr)
+        return 1
     print(f"purged {name.removeprefix(prefix)}: {depth} message(s) deleted")
     return 0
 

@@ -115,3 +115,49 @@ def test_redrive_refuses_queues_it_cannot_redrive(stack, capsys):
     assert "stream failure records" in capsys.readouterr().err
     assert main(["dlq", "redrive", "intake", *args]) == 2
     assert main(["dlq", "redrive", "no-such-dlq", *args]) == 2
+
+
+def test_show_describes_each_parked_message_and_leaves_it_parked(stack, capsys):
+    # Given a domain event a subscriber refused, parked with its reason, and an intake message
+    runtime, _, config = stack
+    args = ["--config", str(config), "--endpoint-url", runtime.endpoint_url]
+    event = {"detail-type": "OrderStatusChanged", "source": "orderhub.orders",
+             "detail": {"event_id": "e-77", "order_id": "oh_x", "channel": "mall", "channel_order_id": "M77",
+                        "status": "PAID"}}
+    sqs(runtime).send_message(QueueUrl=runtime.resources.queue_urls["sub-wms-dlq"], MessageBody=json.dumps(event),
+                              MessageAttributes={"reason": {"DataType": "String",
+                                                            "StringValue": "HTTP 422: permanent, not retried"}})
+    # When an operator shows the DLQ
+    assert main(["dlq", "show", "sub-wms-dlq", *args]) == 0
+    out = capsys.readouterr().out
+    # Then it says what the event is and why it was parked, without dumping the body
+    assert "OrderStatusChanged event e-77 of order oh_x (mall M77), status PAID" in out
+    assert "reason: HTTP 422: permanent, not retried" in out and '"detail-type"' not in out
+    # And the whole body only when asked; the message is still there for a redrive
+    assert main(["dlq", "show", "sub-wms-dlq", "--body", *args]) == 0
+    assert '"detail-type": "OrderStatusChanged"' in capsys.readouterr().out
+    assert depth(runtime, "sub-wms-dlq") == 1
+    assert main(["dlq", "show", "intake", *args]) == 2  # a work queue is not shown as a DLQ
+    capsys.readouterr()
+
+
+def test_purge_asks_for_the_queue_name_first(stack, capsys, monkeypatch):
+    runtime, _, config = stack
+    args = ["--config", str(config), "--endpoint-url", runtime.endpoint_url]
+    park(runtime, 2, start=2000)
+    # When the operator answers anything but the queue's name, nothing is deleted
+    monkeypatch.setattr("builtins.input", lambda prompt: "y")
+    assert main(["dlq", "purge", "intake-dlq", *args]) == 1
+    assert depth(runtime, "intake-dlq") == 2
+    # When they type it, every message goes
+    monkeypatch.setattr("builtins.input", lambda prompt: "intake-dlq")
+    assert main(["dlq", "purge", "intake-dlq", *args]) == 0
+    assert "2 message(s) deleted" in capsys.readouterr().out
+    assert depth(runtime, "intake-dlq") == 0
+    # And --yes skips the question (scripts); SQS allows one purge of a queue a minute, said plainly
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail("asked despite --yes"))
+    assert main(["dlq", "purge", "intake-dlq", "--yes", *args]) == 1
+    assert "one purge a minute" in capsys.readouterr().err
+    sqs(runtime).send_message(QueueUrl=runtime.resources.queue_urls["imports-dlq"], MessageBody="{}")
+    assert main(["dlq", "purge", "imports-dlq", "--yes", *args]) == 0
+    assert depth(runtime, "imports-dlq") == 0
