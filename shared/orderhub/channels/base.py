@@ -16,8 +16,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+from orderhub.channels.drift import drift_paths as drift_paths
+from orderhub.channels.drift import field_paths as field_paths
 
 if TYPE_CHECKING:
     from orderhub.models.order import OrderEvent
@@ -160,165 +162,6 @@ class Channel:
         return payload, drift_paths(payload, self.known_fields, rules.ignore)
 
 
-def drift_paths(payload: Any, known: frozenset[str] | set[str], ignore: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The topmost paths of `payload` that are neither in `known` nor at or under an `ignore` path.
-
-    The same answer as filtering every path of `field_paths(payload)`, found in one walk: an
-    ignored path's subtree is all ignored, and under an unknown path nothing can be topmost,
-    so the walk goes no deeper there (a full order is hundreds of paths, drift a handful).
-    """
-    ignore = tuple(ignore)
-    exact, prefixes = _ignore_matcher(ignore)
-    found: set[str] = set()
-    tree = _drift_tree(known, ignore) if isinstance(payload, dict) and isinstance(known, frozenset) else None
-    if tree is None:
-        _walk_unknown(payload, "", known, exact, prefixes, found)
-    else:
-        _walk_tree(payload, tree, "", found, known, exact, prefixes)
-    if not found:
-        return ()
-    unknown = sorted(found)
-    # Only the topmost unknown path of a new subtree is worth reporting.
-    top = [p for p in unknown if not any(p != q and (p.startswith(q + ".") or p.startswith(q + "[]"))
-                                         for q in unknown)]
-    return tuple(top)
-
-
-@lru_cache(maxsize=256)
-def _ignore_matcher(ignore: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
-    """Ignored paths, and the prefixes (`path.`, `path[]`) that put a path under one of them."""
-    return frozenset(ignore), tuple(p for i in ignore for p in (i + ".", i + "[]"))
-
-
-_LIST = object()  # the trie's key for "every element of the list here"
-_IGNORED: dict = {}  # the trie's mark of an ignored subtree (compared by identity)
-_SCALARS = frozenset({str, int, float, bool, type(None), Decimal})  # JSON leaves: nothing under them
-
-
-def _tokens(path: str) -> list[Any] | None:
-    """`a.b[].c` -> ["a", "b", _LIST, "c"]; None for a path that is not plain names, dots and `[]`."""
-    out: list[Any] = []
-    for segment in path.split("."):
-        name, lists = segment, 0
-        while name.endswith("[]"):
-            name, lists = name[:-2], lists + 1
-        if not name or "[" in name or "]" in name:
-            return None
-        out.append(name)
-        out.extend([_LIST] * lists)
-    return out
-
-
-@lru_cache(maxsize=64)
-def _drift_tree(known: frozenset[str], ignore: tuple[str, ...]) -> dict | None:
-    """The known paths as a trie of what the walk may enter (a known path, or a list's elements under
-    one), ignored subtrees marked `_IGNORED`; unknown paths are simply absent. None when some path is
-    not plain, so the string walk answers."""
-    full: dict[Any, list[Any]] = {}  # token -> [known, ignored, children]
-
-    def node(path: str) -> list[Any] | None:
-        tokens = _tokens(path)
-        if tokens is None:
-            return None
-        entry: list[Any] = [False, False, full]
-        for token in tokens:
-            entry = entry[2].setdefault(token, [False, False, {}])
-        return entry
-
-    for path in known:
-        entry = node(path)
-        if entry is None:
-            return None
-        entry[0] = True
-    for path in ignore:
-        entry = node(path)
-        if entry is None:
-            return None
-        entry[1] = True
-
-    def compiled(children: dict[Any, list[Any]]) -> dict:
-        out: dict[Any, Any] = {}
-        for token, (is_known, ignored, below) in children.items():
-            if ignored:
-                out[token] = _IGNORED
-            elif is_known or token is _LIST:
-                out[token] = compiled(below)
-        return out
-
-    return compiled(full)
-
-
-def _plain_key(key: Any) -> bool:
-    return type(key) is str and bool(key) and "." not in key and "[" not in key and "]" not in key
-
-
-def _walk_tree(value: dict, tree: dict, prefix: str, found: set[str], known: frozenset[str] | set[str],
-               exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
-    get = tree.get
-    for key, child in value.items():
-        sub = get(key)
-        if sub is None:
-            if _plain_key(key):
-                found.add(f"{prefix}.{key}" if prefix else key)
-            else:  # a key with dots or brackets: the string walk, exactly as field_paths spells it
-                _walk_unknown({key: child}, prefix, known, exact, prefixes, found)
-        elif sub is _IGNORED or type(child) in _SCALARS:
-            continue
-        elif isinstance(child, dict):
-            _walk_tree(child, sub, f"{prefix}.{key}" if prefix else key, found, known, exact, prefixes)
-        elif isinstance(child, list):
-            _walk_tree_list(child, sub, f"{prefix}.{key}[]" if prefix else key + "[]", found, known, exact,
-                            prefixes)
-
-
-def _walk_tree_list(value: list, tree: dict, prefix: str, found: set[str], known: frozenset[str] | set[str],
-                    exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
-    sub = tree.get(_LIST, {})
-    if sub is _IGNORED:
-        return
-    for child in value:
-        if isinstance(child, dict):
-            _walk_tree(child, sub, prefix, found, known, exact, prefixes)
-        elif isinstance(child, list):
-            _walk_tree_list(child, sub, prefix + "[]", found, known, exact, prefixes)
-
-
-def _walk_unknown(value: Any, prefix: str, known: frozenset[str] | set[str], exact: frozenset[str],
-                  prefixes: tuple[str, ...], found: set[str]) -> None:
-    if isinstance(value, dict):
-        for key, child in value.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if not path:  # an empty top-level key: the paths under it do not start with it
-                if path not in exact and path not in known:
-                    found.add(path)
-                _walk_unknown(child, path, known, exact, prefixes, found)
-            elif path in exact or (prefixes and path.startswith(prefixes)):
-                continue  # ignored, and so is everything under it
-            elif path not in known:
-                found.add(path)  # nothing under it can be topmost
-            elif isinstance(child, (dict, list)):
-                _walk_unknown(child, path, known, exact, prefixes, found)
-    elif isinstance(value, list):
-        prefix += "[]"
-        for child in value:
-            if isinstance(child, (dict, list)):
-                _walk_unknown(child, prefix, known, exact, prefixes, found)
-
-
-def field_paths(value: Any, prefix: str = "") -> set[str]:
-    """Every dotted path in a JSON value; list elements are `[]`."""
-    paths: set[str] = set()
-    if isinstance(value, dict):
-        for key, child in value.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            paths.add(path)
-            paths |= field_paths(child, path)
-    elif isinstance(value, list):
-        for child in value:
-            paths |= field_paths(child, prefix + "[]")
-    return paths
-
-
 def _pop_path(value: Any, parts: list[str]) -> list[tuple[Any, Any]]:
     """Remove the field at `parts` wherever it occurs; returns (parent, removed value) pairs."""
     head, rest = parts[0], parts[1:]
@@ -347,15 +190,36 @@ _YMD_HMS = re.compile(r"(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})", re.ASC
 
 def strptime_ymd_hms(value: str) -> datetime:
     """`datetime.strptime(value, "%Y-%m-%d %H:%M:%S")`, read directly when every field is zero-padded
-    (the form platforms send; strptime takes ~10 µs a call); anything else goes to strptime itself."""
-    m = _YMD_HMS.fullmatch(value)
-    if m is not None:
+    (the form platforms send; strptime takes ~10 us a call); anything else goes to strptime itself."""
+    if _YMD_HMS.fullmatch(value) is not None:
         try:
-            year, month, day, hour, minute, second = map(int, m.groups())
-            return datetime(year, month, day, hour, minute, second)
+            # For exactly this form fromisoformat reads the same fields (C, ~0.3 us; int() x 6 ~3 us).
+            return datetime.fromisoformat(value)
         except ValueError:
             pass  # out of range: strptime says so in its own words
     return datetime.strptime(value, "%Y-%m-%d %H:%M:%S")
+
+
+def ymdhms(at: datetime) -> str:
+    """`f"{at:%Y%m%d%H%M%S}"` (event ids of pulled snapshots), formatted without strftime (~2 us)."""
+    if at.year < 1000:  # strftime's %Y does not pad small years on every platform: keep its spelling
+        return f"{at:%Y%m%d%H%M%S}"
+    # %-formatting: a third of the cost of the equivalent f-string with six format specs
+    return "%04d%02d%02d%02d%02d%02d" % (at.year, at.month, at.day, at.hour, at.minute, at.second)  # noqa: UP031
+
+
+_DECIMAL_DECODER = json.JSONDecoder(parse_float=Decimal)
+
+
+def loads_decimal(text: bytes | str) -> Any:
+    """`json.loads(text, parse_float=Decimal)` without building a decoder per call (~5 us): numbers
+    with a fraction become Decimal, so money never passes through float."""
+    if isinstance(text, str):
+        if text.startswith("\ufeff"):
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    else:
+        text = text.decode(json.detect_encoding(text), "surrogatepass")
+    return _DECIMAL_DECODER.decode(text)
 
 
 def compact_json(value: object) -> str:

@@ -43,6 +43,7 @@ from orderhub.channels.base import (
     Malformed,
     Reply,
     Unauthorized,
+    ymdhms,
 )
 from orderhub.channels.taobao import (
     client_request,
@@ -169,7 +170,7 @@ class JdChannel(Channel):
 
         event: dict[str, Any] = {
             "channel": self.name, "channel_order_id": order_id, "shop_id": text(order, "venderId"),
-            "event_id": f"{order_id}@{modified:%Y%m%d%H%M%S}", "event_time": modified,
+            "event_id": f"{order_id}@{ymdhms(modified)}", "event_time": modified,
             "channel_code": f"orderState={state}", "kinds": kinds, "gaps": gaps, "drift": drift, "hold": hold,
             "milestone_times": milestone_times(order, MILESTONE_FIELDS, kinds),
         }

@@ -43,6 +43,7 @@ from orderhub.channels.base import (
     Malformed,
     Reply,
     Unauthorized,
+    ymdhms,
 )
 from orderhub.channels.taobao import (
     client_request,
@@ -217,7 +218,7 @@ class PddChannel(Channel):
 
         event: dict[str, Any] = {
             "channel": self.name, "channel_order_id": order_sn,
-            "event_id": f"{order_sn}@{updated:%Y%m%d%H%M%S}", "event_time": updated,
+            "event_id": f"{order_sn}@{ymdhms(updated)}", "event_time": updated,
             "kinds": kinds, "drift": drift, "hold": hold,
             "milestone_times": milestone_times(order, MILESTONE_FIELDS, kinds),
         }
