@@ -529,6 +529,19 @@ class FakeDynamo:
         self._stream(TableName, current, new)
         return {}
 
+    def batch_write_item(self, RequestItems: dict[str, list[dict]], **kwargs: Any) -> dict:  # noqa: N803
+        """Unconditional puts, each billed as its own PutItem (DynamoDB bills a batch per item)."""
+        for table, requests in RequestItems.items():
+            for request in requests:
+                item = request["PutRequest"]["Item"]
+                key = self._key(table, item)
+                current = self.tables[table].get(key)
+                if self.recorder:
+                    self.recorder.add(Call("dynamodb", "PutItem", table, item=item, old=current, ok=True))
+                self.tables[table][key] = item
+                self._stream(table, current, item)
+        return {"UnprocessedItems": {}}
+
     def delete_item(self, TableName: str, Key: dict, **kwargs: Any) -> dict:  # noqa: N803
         current = self.tables[TableName].pop(self._key(TableName, Key), None)
         if self.recorder:
@@ -578,10 +591,9 @@ class FakeDynamo:
 
 
 def hub_dynamo(recorder: Recorder | None = None, stage: str = "local") -> FakeDynamo:
-    """A FakeDynamo with the hub's two tables under their physical names (orders has the stream)."""
-    orders, events = physical("orders", stage), physical("order-events", stage)
-    return FakeDynamo({orders: ("order_id",), events: ("order_id", "event_key")}, streams=(orders,),
-                      recorder=recorder)
+    """A FakeDynamo with the hub's tables under their physical names (orders has the stream)."""
+    keys = {physical(t.name, stage): tuple(k for k in (t.partition_key, t.sort_key) if k) for t in topology().tables}
+    return FakeDynamo(keys, streams=(physical("orders", stage),), recorder=recorder)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -121,7 +121,10 @@ CPU measured here x 1769/memory (Lambda's CPU share) + assumed waits per AWS cal
 GetItem 4, PutItem/UpdateItem 6, TransactWriteItems 12, PutEvents 15, subscriber HTTP POST 50)
 + 1 ms. SQS: per request per 64 KB (send, receive + DeleteMessageBatch per full batch of 10);
 idle long polls and storage are fixed monthly costs and not counted; stream reads by Lambda are
-free. EventBridge: per entry; rule delivery to SQS is an SQS send. KMS (SSE-KMS on queues and
+free. EventBridge: per entry; rule delivery to SQS is an SQS send. The SLA watchdog hears every
+domain event (`to-sla` -> sla-events, batches of 100) and writes its timers with BatchWriteItem
+(billed per item); it is behind both flows, and its write units are shown apart from the status
+path's. KMS (SSE-KMS on queues and
 tables): amortised by data-key caching (per 300 s per queue side and table), given at 20
 events/s. ANCHOR: the same events through the common design (Powertools idempotency's real calls
 against the fake, a two-item `TransactWriteItems`, PutEvents from the mapper), same subscribers.
