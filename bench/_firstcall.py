@@ -68,6 +68,9 @@ class _Sqs:
         return {}
 
 
+_KEY_NAMES = ("order_id", "event_key", "slot", "timer_key", "alert_key")
+
+
 class _Dynamo:
     """get/put/query on a dict; the first call never fails a condition, so no botocore is needed."""
 
@@ -79,12 +82,18 @@ class _Dynamo:
         return {"Item": item} if item else {}
 
     def put_item(self, TableName: str, Item: dict, **kw: Any) -> dict:  # noqa: N803
-        key = {"order_id": Item["order_id"]} if "event_key" not in Item else \
-            {"order_id": Item["order_id"], "event_key": Item["event_key"]}
+        key = {k: Item[k] for k in _KEY_NAMES if k in Item}
         self.items[(TableName, json.dumps(key, sort_keys=True))] = Item
         return {}
 
+    def update_item(self, TableName: str, Key: dict, **kw: Any) -> dict:  # noqa: N803
+        self.items.setdefault((TableName, json.dumps(Key, sort_keys=True)), dict(Key))
+        return {}
+
     def query(self, **kw: Any) -> dict:
+        return {"Items": []}
+
+    def scan(self, **kw: Any) -> dict:
         return {"Items": []}
 
 
@@ -111,6 +120,17 @@ def _patch_settings(cfg: dict[str, Any]) -> None:
                                               "backoff_seconds": subs[s]["backoff_seconds"], "max_attempts": 5}
     settings.subscriber_secrets = lambda s: {"signing_secret": subs[s]["signing_secret"]}
     settings.ops_token = lambda: cfg["ops_token"]
+
+
+def _stored_configuration() -> None:
+    """The hub configuration where the functions read it (SSM and Secrets Manager), answered from
+    config/local.toml's parameter documents: settings' own lookups, no AWS call."""
+    from infra.config import load_config
+    from orderhub import settings
+
+    params, secrets = load_config().parameter_documents()
+    settings._parameter = lambda name: json.loads(params[name])
+    settings._secret = lambda name: secrets[name]
 
 
 def _sqs_record(body: str, queue: str) -> dict[str, Any]:
@@ -168,9 +188,11 @@ def setup(name: str) -> tuple[Any, dict[str, Any]]:
         _patch_aws()
         handler = sys.modules["functions.dispatcher.handler"]
 
+        from orderhub.dispatch.delivery import HttpReply
+
         class _Transport:
-            def post(self, url: str, body: bytes, headers: dict, timeout_s: float) -> int:
-                return 200
+            def post(self, url: str, body: bytes, headers: dict, timeouts: Any) -> HttpReply:
+                return HttpReply(200)
 
         handler._transport = _Transport()
         bus_event = {"version": "0", "id": "1", "detail-type": "OrderCreated", "source": "orderhub.orders",
@@ -191,6 +213,19 @@ def setup(name: str) -> tuple[Any, dict[str, Any]]:
         fakes = _patch_aws()
         sys.modules["functions.hub_health.handler"].client = lambda service: fakes[service]
         return {"schedule": "hub-health", "scheduled_time": "2026-11-21T01:00:00Z"}, {}
+    if name in ("notifier", "sla_watchdog"):  # their scheduled runs: the alert digest, the SLA watch
+        _patch_aws()
+        _stored_configuration()
+        return {"schedule": name, "scheduled_time": "2026-11-21T01:00:00Z"}, {}
+    if name == "exceptions_api":
+        _patch_aws()
+        _stored_configuration()
+        event = {"version": "2.0", "routeKey": "GET /exceptions", "rawPath": "/exceptions", "rawQueryString": "",
+                 "headers": {"authorization": f"Bearer {cfg['ops_token']}"},
+                 "requestContext": {"requestId": "r1", "stage": "$default",
+                                    "http": {"method": "GET", "path": "/exceptions", "sourceIp": "10.0.0.1"}},
+                 "isBase64Encoded": False}
+        return event, {"statusCode": 200}
     raise KeyError(name)
 
 

@@ -30,7 +30,8 @@ from collections import defaultdict
 from bench import REPO
 from bench._support import Figure, apply_environment, dump_json, function_environment, median, print_figures
 
-HANDLERS = ("webhook_ingest", "status_mapper", "event_publisher", "dispatcher", "orders_api", "hub_health")
+HANDLERS = ("webhook_ingest", "status_mapper", "event_publisher", "dispatcher", "orders_api", "hub_health",
+            "notifier", "sla_watchdog", "exceptions_api")
 ANCHOR_STMT = ("from aws_lambda_powertools import Logger, Metrics, Tracer; "
                "from aws_lambda_powertools.event_handler import APIGatewayRestResolver; "
                "from aws_lambda_powertools.utilities.idempotency import idempotent_function, "
