@@ -22,7 +22,7 @@ from typing import Protocol
 from orderhub.channels import get_channel
 from orderhub.channels.base import NO_RULES, FieldRules
 from orderhub.clock import Clock, utc_iso
-from orderhub.lifecycle.machine import apply_event, carries_facts, event_iso, hub_order_id, refused_kinds
+from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import Order, OrderEvent
 from orderhub.store.orders import ConflictError, EventLogEntry, OrderStore, epoch_seconds
@@ -96,10 +96,10 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
         if current is None and not event.channel_order_id:
             raise OrderNotFound(f"order {order_id} is not in the hub yet")
         before = current.status.value if current else None
-        merged, transition = apply_event(current, event, order_id)
-        # The merge starts from `current`, bookkeeping included, so plain equality means "no change";
-        # an event that carries no facts never creates an order.
-        changed = merged != current and carries_facts(event)
+        base, update, transition = event_update(current, event, order_id)
+        # Every entry of the update is a change, and an event that carries no facts changes nothing
+        # (never creates an order).
+        changed = bool(update)
         outcome, note = _outcome(event, changed, transition.held_back_from)
         if not logged:
             logged = True
@@ -112,7 +112,8 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
 
         now = utc_iso(clock.now())
         version = current.version if current else 0
-        stored = merged.model_copy(update={
+        stored = base.model_copy(update={
+            **update,
             "version": version + 1,
             "created_in_hub_at": current.created_in_hub_at if current else now,
             "updated_in_hub_at": now,

@@ -166,3 +166,21 @@ def test_refunds_add_up_by_refund_id_and_a_repeated_refund_counts_once():
                                               refunded(3, 10, 5000, "RF1"), refunded(4, 20, 3000, "RF2")]])
     assert order.refunded_amount == 8000
     assert order.payment_status.value == "PARTIALLY_REFUNDED"
+
+
+@settings(max_examples=300, deadline=None)
+@given(arrivals())
+def test_an_event_changes_the_order_exactly_when_its_update_is_not_empty(case):
+    # The mapper writes an order only when `event_update` says something changed: that must be
+    # exactly when the merged order differs from the stored one.
+    from orderhub.lifecycle.machine import event_update
+
+    _, arrived = case
+    order = None
+    for event in arrived:
+        base, update, transition = event_update(order, event)
+        merged, same_transition = apply_event(order, event)
+        assert transition == same_transition
+        assert bool(update) == (merged != order)
+        assert (base.model_copy(update=update) if update else base) == merged
+        order = merged

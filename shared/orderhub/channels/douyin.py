@@ -42,7 +42,6 @@ import hmac
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
-from decimal import Decimal
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -59,6 +58,7 @@ from orderhub.channels.base import (
     Unauthorized,
     compact_json,
     constant_time_match,
+    loads_decimal,
 )
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
@@ -210,7 +210,7 @@ class DouyinChannel(Channel):
     def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
               rules: FieldRules = NO_RULES) -> list[OrderEvent]:
         try:
-            messages = json.loads(body, parse_float=Decimal)
+            messages = loads_decimal(body)
         except (ValueError, UnicodeDecodeError):
             raise Malformed("body is not JSON") from None
         if not isinstance(messages, list):
@@ -242,7 +242,7 @@ class DouyinChannel(Channel):
         data = raw.get("data")
         if isinstance(data, str):
             try:
-                data = json.loads(data, parse_float=Decimal)
+                data = loads_decimal(data)
             except ValueError:
                 raise Malformed(f"{where}.data: not a JSON document") from None
         if not isinstance(data, dict):

@@ -64,11 +64,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from pydantic import ValidationError
@@ -83,6 +81,7 @@ from orderhub.channels.base import (
     Reply,
     Unauthorized,
     constant_time_match,
+    loads_decimal,
 )
 from orderhub.channels.shopify_normalise import (
     FINANCIAL_STATUS,
@@ -309,7 +308,7 @@ class ShopifyChannel(Channel):
 def load_json(body: bytes) -> dict[str, Any]:
     """The JSON object of a body; decimals stay Decimal so money never passes through float."""
     try:
-        payload = json.loads(body, parse_float=Decimal)
+        payload = loads_decimal(body)
     except (ValueError, UnicodeDecodeError):
         raise Malformed("body is not JSON") from None
     if not isinstance(payload, dict):

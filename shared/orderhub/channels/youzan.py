@@ -58,6 +58,7 @@ from orderhub.channels.base import (
     Unauthorized,
     compact_json,
     constant_time_match,
+    loads_decimal,
 )
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
@@ -196,7 +197,7 @@ class YouzanChannel(Channel):
     def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
               rules: FieldRules = NO_RULES) -> list[OrderEvent]:
         try:
-            push = json.loads(body, parse_float=Decimal)
+            push = loads_decimal(body)
         except (ValueError, UnicodeDecodeError):
             raise Malformed("body is not JSON") from None
         if not isinstance(push, dict):
@@ -338,19 +339,25 @@ def _tree(paths: frozenset[str], opaque: tuple[str, ...]) -> dict[str, Any]:
 def _unknown_paths(value: Any, node: dict[str, Any], prefix: str) -> list[str]:
     """The topmost payload paths the tree does not know (the same answer as `Channel.prepare`)."""
     found: list[str] = []
+    _collect_unknown(value, node, prefix, found)
+    return found
+
+
+def _collect_unknown(value: Any, node: dict[str, Any], prefix: str, found: list[str]) -> None:
     if isinstance(value, dict):
+        get = node.get
         for key, child in value.items():
-            known = node.get(key, _MISSING)
+            known = get(key, _MISSING)
             if known is _MISSING:
                 found.append(f"{prefix}.{key}" if prefix else str(key))
-            elif known is not None and isinstance(child, dict | list):
-                found += _unknown_paths(child, known, f"{prefix}.{key}" if prefix else str(key))
+            elif known is not None and isinstance(child, (dict, list)):
+                _collect_unknown(child, known, f"{prefix}.{key}" if prefix else str(key), found)
     elif isinstance(value, list):
         element = node.get("[]", {})
         if element is not None:
             for child in value:
-                found += _unknown_paths(child, element, prefix + "[]")
-    return found
+                if isinstance(child, (dict, list)):
+                    _collect_unknown(child, element, prefix + "[]", found)
 
 
 def url_decode(text: str) -> str:
@@ -370,7 +377,7 @@ def _decode_msg(value: Any) -> dict[str, Any]:
     if isinstance(value, str):
         text = value.strip()
         try:
-            value = json.loads(text if text.startswith("{") else url_decode(text), parse_float=Decimal)
+            value = loads_decimal(text if text.startswith("{") else url_decode(text))
         except ValueError:  # not JSON, or not UTF-8 once decoded
             raise Malformed("msg: not URL-encoded JSON") from None
     if not isinstance(value, dict):

@@ -310,10 +310,18 @@ def effective_hold(order: Order) -> str:
 
 
 def apply_event(current: Order | None, event: OrderEvent, order_id: str | None = None) -> tuple[Order, Transition]:
-    """Merge one event and derive the statuses; the status never moves backwards.
+    """Merge one event and derive the statuses; the status never moves backwards."""
+    order, update, transition = event_update(current, event, order_id)
+    return (order.model_copy(update=update) if update else order), transition
 
-    Equivalent to `derive(merge_event(...))` with the backwards guard, built as one update of the
-    order (copying a model costs more than working out what changes).
+
+def event_update(current: Order | None, event: OrderEvent,
+                 order_id: str | None = None) -> tuple[Order, dict, Transition]:
+    """`apply_event` as (the order it starts from, the fields the event changes, the transition).
+
+    The same result as `derive(merge_event(...))` with the backwards guard, built as one update
+    (copying a model costs more than working out what changes). An empty update means the event
+    changes nothing: every entry is a new fact, a newer stamp or a status that follows from them.
     """
     order = current or _new_order(event, order_id)
     update = _merge_update(order, event)
@@ -327,5 +335,4 @@ def apply_event(current: Order | None, event: OrderEvent, order_id: str | None =
     if before is not None and STATUS_RANK[status] < STATUS_RANK[before]:
         held = status
         update.pop("status")  # the stored status is `before`: keep it
-    merged = order.model_copy(update=update) if update else order
-    return merged, Transition(before, merged.status, held_back_from=held)
+    return order, update, Transition(before, update.get("status", order.status), held_back_from=held)

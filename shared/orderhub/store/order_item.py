@@ -7,9 +7,9 @@ attributes. So the item holds the key (`order_id`), the optimistic-lock attribut
 what operators and the demo scan for (`ch`, `cid`, `st`), and everything else in `o`: one
 positional JSON document (a string, so stream records stay plain JSON for every reader). The same
 times and event ids recur in stamps, milestones and provenance, so the document lists each once
-and refers to it by position. A document still over `COMPRESS_ABOVE` bytes (long event ids, many
-cases) goes in `oz` instead, zlib-compressed and base64-encoded: compressing costs ~10 us for a
-1 KB document, so only where it saves a write unit.
+and refers to it by position. A document that would still take the item past 1 KB (long event
+ids, many cases) goes in `oz` instead, zlib-compressed and base64-encoded: compressing costs ~10 us
+for a 1 KB document, so only where it saves a write unit.
 
 Both directions work field by field (no pydantic dump; one validation on the way back): this
 runs twice per channel event. Items written before `o` existed (one attribute per field, short
@@ -24,7 +24,7 @@ from base64 import b64decode, b64encode
 from typing import Any
 
 from orderhub.models.order import Order
-from orderhub.store.attributes import compress
+from orderhub.store.attributes import compress, item_size_bytes
 
 # The document: [layout, strings, texts, text refs, amounts, statuses, stamps, milestones, lines, region,
 # cases, packages]; a ref is a position in `strings`. Fields are appended at the end of their list
@@ -38,9 +38,9 @@ _STAMP_FIELDS = ("details_stamp", "payment_stamp", "deposit_stamp", "shipment_st
                  "logistics_stamp")
 _MILESTONE_FIELDS = ("created_at", "deposit_paid_at", "paid_at", "ship_requested_at", "outbound_at", "picked_up_at",
                      "delivered_at", "completed_at", "cancelled_at")
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-# Documents above this many bytes are compressed: with the other attributes the item stays under 1 KB.
-COMPRESS_ABOVE = 880
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
+# A document that would take the item past one write unit is compressed.
+ONE_WRITE_UNIT = 1024
 
 
 def order_to_item(order: Order) -> dict[str, Any]:
@@ -76,7 +76,7 @@ def order_to_item(order: Order) -> dict[str, Any]:
     item = {"order_id": {"S": order.order_id}, "version": {"N": str(order.version)},
             "ch": {"S": order.channel}, "cid": {"S": order.channel_order_id}, "st": {"S": order.status._value_}}
     raw = text.encode()  # DynamoDB counts UTF-8 bytes
-    if len(raw) > COMPRESS_ABOVE:
+    if len(raw) + 1 + item_size_bytes(item) > ONE_WRITE_UNIT:
         item["oz"] = {"S": b64encode(compress(raw)).decode("ascii")}
     else:
         item["o"] = {"S": text}

@@ -48,7 +48,7 @@ class EventLogEntry(BaseModel):
         return f"{event_time}#{channel_event_id}"
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
 class ConflictError(RuntimeError):
