@@ -8,12 +8,12 @@ double the write units, and the merge design does not need one (see docs/decisio
 
 from __future__ import annotations
 
-import json
 import zlib
 from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
+from pydantic_core import from_json, to_json
 
 from orderhub.models.order import Order
 from orderhub.settings import env
@@ -48,7 +48,6 @@ class EventLogEntry(BaseModel):
         return f"{event_time}#{channel_event_id}"
 
 
-_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False).encode
 
 
 class ConflictError(RuntimeError):
@@ -87,7 +86,7 @@ def entry_to_item(entry: EventLogEntry) -> dict[str, Any]:
                  v["note"], v["raw_headers"]]
     item: dict[str, Any] = {"order_id": {"S": v["order_id"]}, "event_key": {"S": v["event_key"]},
                             "channel": {"S": v["channel"]}, "received_at": {"S": v["received_at"]},
-                            "outcome": {"S": v["outcome"]}, "e": {"S": _encode(described)}}
+                            "outcome": {"S": v["outcome"]}, "e": {"S": to_json(described).decode()}}
     if v["expires_at"] is not None:
         item["expires_at"] = {"N": str(v["expires_at"])}
     raw = v["raw_body"]
@@ -102,7 +101,7 @@ def entry_from_item(item: dict[str, Any]) -> EventLogEntry:
     if "e" not in item:  # written before `e`: one attribute per field
         values = from_item(item)
     else:
-        event_id, code, kind, event_time, before, after, note, headers = json.loads(item["e"]["S"])
+        event_id, code, kind, event_time, before, after, note, headers = from_json(item["e"]["S"])
         event_key = item["event_key"]["S"]
         key_time, _, log_id = event_key.partition("#")
         values = {"order_id": item["order_id"]["S"], "event_key": event_key, "channel": item["channel"]["S"],
