@@ -24,7 +24,7 @@ from orderhub.channels.base import NO_RULES, FieldRules
 from orderhub.clock import Clock, utc_iso
 from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds
 from orderhub.models.envelope import IntakeMessage
-from orderhub.models.order import Order, OrderEvent
+from orderhub.models.order import Order, OrderEvent, updated
 from orderhub.store.orders import ConflictError, EventLogEntry, OrderStore, epoch_seconds
 
 MAX_CONFLICT_RETRIES = 8
@@ -112,7 +112,7 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
 
         now = utc_iso(clock.now())
         version = current.version if current else 0
-        stored = base.model_copy(update={
+        stored = updated(base, {
             **update,
             "version": version + 1,
             "created_in_hub_at": current.created_in_hub_at if current else now,

@@ -38,6 +38,7 @@ from orderhub.models.order import (
     OrderLine,
     Package,
     Stamp,
+    updated,
 )
 
 _MILESTONE_OF_KIND = {
@@ -90,9 +91,12 @@ def _earliest(current: str | None, candidate: str) -> str:
     return candidate if current is None or candidate < current else current
 
 
+_RESERVED = frozenset(RESERVED_KINDS)
+
+
 def refused_kinds(event: OrderEvent) -> tuple[EventKind, ...]:
     """Milestones the event claims but its reporter may not report (ST-4: only wms ships)."""
-    if not event.kinds:
+    if _RESERVED.isdisjoint(event.kinds):  # nearly every event: no reserved milestone claimed
         return ()
     return tuple(k for k in event.kinds if k in RESERVED_KINDS and event.reporter not in RESERVED_KINDS[k])
 
@@ -103,10 +107,11 @@ def carries_facts(event: OrderEvent) -> bool:
 
 
 def _carries_facts(event: OrderEvent, refused: tuple[EventKind, ...]) -> bool:
-    return (any(k not in refused for k in event.kinds) or bool(event.aftersales) or event.hold is not None
-            or any(f is not None for f in (event.details, event.payment, event.deposit, event.shipment,
-                                           event.region, event.logistics))
-            or (event.outbound is not None and EventKind.OUTBOUND not in refused))
+    kinds = event.kinds
+    return (bool(kinds) and (not refused or any(k not in refused for k in kinds)) or bool(event.aftersales)
+            or event.hold is not None or event.details is not None or event.payment is not None
+            or event.deposit is not None or event.shipment is not None or event.region is not None
+            or event.logistics is not None or (event.outbound is not None and EventKind.OUTBOUND not in refused))
 
 
 def merge_event(current: Order | None, event: OrderEvent, order_id: str | None = None) -> Order:
@@ -118,7 +123,7 @@ def merge_event(current: Order | None, event: OrderEvent, order_id: str | None =
     """
     order = current or _new_order(event, order_id)
     update = _merge_update(order, event)
-    return order.model_copy(update=update) if update else order
+    return updated(order, update) if update else order
 
 
 def _new_order(event: OrderEvent, order_id: str | None) -> Order:
@@ -156,7 +161,7 @@ def _merge_update(order: Order, event: OrderEvent) -> dict:
             if earliest != current:
                 milestones[field] = earliest
         if milestones:
-            update["milestones"] = known.model_copy(update=milestones)
+            update["milestones"] = updated(known, milestones)
 
     if event.details is not None and _newer(stamp, order.details_stamp):
         d = event.details
@@ -312,7 +317,7 @@ def effective_hold(order: Order) -> str:
 def apply_event(current: Order | None, event: OrderEvent, order_id: str | None = None) -> tuple[Order, Transition]:
     """Merge one event and derive the statuses; the status never moves backwards."""
     order, update, transition = event_update(current, event, order_id)
-    return (order.model_copy(update=update) if update else order), transition
+    return (updated(order, update) if update else order), transition
 
 
 def event_update(current: Order | None, event: OrderEvent,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -264,3 +264,20 @@ class Order(BaseModel):
     created_in_hub_at: str = ""
     updated_in_hub_at: str = ""
     version: int = 0
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def updated(model: _Model, update: dict[str, Any]) -> _Model:
+    """`model.model_copy(update=update)` for the models here (frozen, no extra fields, no private
+    attributes), without pydantic's generic copy: half the cost, and the mapper copies an order and
+    its milestones per event. Like model_copy, it does not validate `update`."""
+    copy = _new(type(model))
+    _set(copy, "__dict__", {**model.__dict__, **update})
+    _set(copy, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    _set(copy, "__pydantic_extra__", None)
+    _set(copy, "__pydantic_private__", None)
+    return copy
