@@ -7,6 +7,7 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
+import logging
 from collections import Counter
 from typing import Any
 
@@ -32,6 +33,7 @@ def _rules_for(channel: str) -> FieldRules:
 _ATTENTION = frozenset({"unmapped", "status_held", "refused"})
 # Outcomes of the invocation in progress (an execution environment runs one invocation at a time).
 _outcomes: Counter[str] = Counter()
+_debug = False  # whether per-event debug lines are wanted (read once per invocation)
 
 
 def record_handler(record: Any) -> None:
@@ -41,7 +43,7 @@ def record_handler(record: Any) -> None:
         if result.outcome in _ATTENTION:
             logger.warning("event needs attention", extra={"channel": message.channel, "order_id": result.order_id,
                                                            "outcome": result.outcome, "status": result.status_after})
-        else:
+        elif _debug:
             logger.debug("event mapped", extra={"order_id": result.order_id, "outcome": result.outcome,
                                                 "status_before": result.status_before,
                                                 "status_after": result.status_after})
@@ -49,10 +51,13 @@ def record_handler(record: Any) -> None:
 
 @lambda_entry()
 def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureResponse:
+    global _debug
     _outcomes.clear()
+    _debug = logger.log_level <= logging.DEBUG
     try:
-        return process_partial_response(event=event, record_handler=record_handler, processor=processor,
-                                        context=context)
+        # No Lambda context: the record handler takes none, and given one Powertools inspects the
+        # handler's signature on every batch to see whether to pass it.
+        return process_partial_response(event=event, record_handler=record_handler, processor=processor)
     finally:
         # One metric per outcome and one log line per batch; the per-event record is the order's event log.
         for outcome, count in _outcomes.items():
