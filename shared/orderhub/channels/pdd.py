@@ -301,6 +301,8 @@ class PddChannel(Channel):
 def code(doc: Mapping[str, Any], key: str, where: str = "") -> int | None:
     """An integer status code (JSON number, or its string form); None when absent."""
     value = doc.get(key)
+    if type(value) is int:  # the usual case, first
+        return value
     if value is None:
         return None
     if isinstance(value, str) and value.lstrip("-").isdigit():

@@ -1,0 +1,66 @@
+"""The channels' fast readers give exactly what the plain library calls give."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from orderhub.channels.base import Malformed, loads_decimal, strptime_ymd_hms, ymdhms
+from orderhub.channels.taobao import fen
+
+
+def _outcome(fn, value):
+    try:
+        result = fn(value)
+    except Exception as exc:  # the kind of failure is what is compared
+        return ("raised", type(exc).__name__)
+    return ("returned", result, type(result))
+
+
+def _fen_by_decimal(value):
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise Malformed("not an amount")
+    try:
+        amount = Decimal(value) if not isinstance(value, Decimal) else value
+    except InvalidOperation:
+        raise Malformed("not an amount") from None
+    cents = amount * 100
+    if not amount.is_finite() or amount < 0 or cents != cents.to_integral_value():
+        raise Malformed("not an amount")
+    return int(cents)
+
+
+@settings(max_examples=2000)
+@given(st.one_of(st.from_regex(r"\A[0-9]{1,30}(\.[0-9]{0,4})?\Z"), st.text(max_size=8), st.integers(),
+                 st.integers(10**23, 10**27), st.booleans(), st.none(), st.floats(), st.decimals()))
+def test_fen_reads_yuan_as_decimal_arithmetic_does(value):
+    assert _outcome(lambda v: fen({"amount": v}, "amount"), value) == _outcome(_fen_by_decimal, value)
+
+
+@settings(max_examples=1000)
+@given(st.from_regex(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}\Z") | st.text(max_size=20))
+def test_platform_times_read_as_strptime_reads_them(text):
+    assert _outcome(strptime_ymd_hms, text) == _outcome(lambda t: datetime.strptime(t, "%Y-%m-%d %H:%M:%S"), text)
+
+
+@settings(max_examples=1000)
+@given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
+def test_snapshot_stamps_are_spelled_as_strftime_spells_them(at):
+    assert ymdhms(at) == f"{at:%Y%m%d%H%M%S}"
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+                    max_leaves=10)
+
+
+@settings(max_examples=500)
+@given(JSON, st.sampled_from(["utf-8", "utf-16", "utf-32", "utf-8-sig"]))
+def test_the_shared_decimal_decoder_reads_as_json_loads_does(value, encoding):
+    text = json.dumps(value, ensure_ascii=False)
+    for document in (text, text.encode(encoding)):
+        assert _outcome(loads_decimal, document) == _outcome(lambda d: json.loads(d, parse_float=Decimal), document)
