@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta, timezone
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from orderhub.lifecycle.statuses import OrderStatus
@@ -25,3 +29,15 @@ def test_an_updated_model_stays_frozen():
     assert milestones == Milestones(created_at="t")
     with pytest.raises(ValidationError):
         milestones.paid_at = "u"  # type: ignore[misc]
+
+
+OFFSETS = st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5, minutes=-30))])
+
+
+@settings(max_examples=1000)
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=OFFSETS))
+def test_event_times_are_stored_as_the_clock_spells_them(at):
+    from orderhub.clock import utc_iso
+    from orderhub.lifecycle.machine import event_iso
+
+    assert event_iso(at) == utc_iso(at)
