@@ -297,12 +297,11 @@ _PLAIN_YUAN = re.compile(r"([0-9]{1,24})(?:\.([0-9]{1,2}))?")  # within Decimal'
 def fen(doc: Mapping[str, Any], key: str, where: str = "") -> int:
     """Yuan (a string like "12.50", or a JSON number read as Decimal) to integer fen."""
     value = doc.get(key)
-    kind = type(value)
-    if kind is str:
+    if type(value) is str:
         if (plain := _PLAIN_YUAN.fullmatch(value)) is not None:
             yuan, cents = plain.groups()
             return int(yuan) * 100 + (int(cents.ljust(2, "0")) if cents else 0)
-    elif kind is int and 0 <= value < 10**24:  # beyond Decimal's 28 digits the Decimal path rounds
+    elif type(value) is int and 0 <= value < 10**24:  # beyond Decimal's 28 digits the Decimal path rounds
         return value * 100
     if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
         raise Malformed(f"{_at(where, key)} must be an amount in yuan")
