@@ -164,3 +164,30 @@ def test_a_log_item_in_the_previous_layout_still_reads(entry):
     else:
         values["raw"] = entry.raw_body
     assert entry_from_item(to_item(values)) == entry
+
+
+class _OneTableClient:
+    """Just enough of a DynamoDB client for the orders table: items by key, conditions ignored."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict] = {}
+
+    def put_item(self, TableName, Item, **kwargs):  # noqa: N803 - boto3's names
+        self.items[Item["order_id"]["S"]] = json.loads(json.dumps(Item))  # stored as DynamoDB keeps it
+
+    def get_item(self, TableName, Key, **kwargs):  # noqa: N803
+        item = self.items.get(Key["order_id"]["S"])
+        return {"Item": json.loads(json.dumps(item))} if item else {}
+
+
+def test_the_store_reads_back_the_order_it_wrote_and_decodes_anything_else():
+    from orderhub.store.orders import DynamoOrderStore
+
+    client = _OneTableClient()
+    store = DynamoOrderStore(client=client, orders_table="orders", events_table="events")
+    order = _full_life()
+    store.put_order(order, expected_version=6)
+    assert store.get_order(order.order_id) is order  # the item it wrote: already decoded
+    newer = order.model_copy(update={"version": 8, "hold_reason": "written elsewhere"})
+    client.items[order.order_id] = order_to_item(newer)  # another execution environment's write
+    assert store.get_order(order.order_id) == newer

@@ -9,6 +9,7 @@ double the write units, and the merge design does not need one (see docs/decisio
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -123,6 +124,9 @@ def _raw(item: dict[str, Any]) -> bytes:
     return bytes(raw["B"]) if raw is not None else b""
 
 
+_WRITTEN_KEPT = 512  # orders: a few hundred KB
+
+
 def _is_condition_failure(exc: Exception) -> bool:
     response = getattr(exc, "response", None) or {}
     return response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
@@ -133,6 +137,10 @@ class DynamoOrderStore(DynamoBacked):
         super().__init__(client)
         self._orders = orders_table
         self._events = events_table
+        # The items this store last wrote, with the orders they encode: when GetItem returns exactly
+        # that item (the next event of the order, in the same execution environment), its order is
+        # already decoded. Any other item, newer or not, is decoded as read.
+        self._written: OrderedDict[str, tuple[dict[str, Any], Order]] = OrderedDict()
 
     @property
     def orders_table(self) -> str:
@@ -146,7 +154,12 @@ class DynamoOrderStore(DynamoBacked):
         reply = self.client.get_item(TableName=self.orders_table, Key={"order_id": {"S": order_id}},
                                      ConsistentRead=True)
         item = reply.get("Item")
-        return order_from_item(item) if item else None
+        if not item:
+            return None
+        written = self._written.get(order_id)
+        if written is not None and written[0] == item:
+            return written[1]
+        return order_from_item(item)
 
     def put_order(self, order: Order, expected_version: int) -> None:
         """Write `order` if the stored version is still `expected_version` (0: not stored yet)."""
@@ -154,8 +167,8 @@ class DynamoOrderStore(DynamoBacked):
             condition, values = "attribute_not_exists(order_id)", None
         else:
             condition, values = "version = :expected", {":expected": {"N": str(expected_version)}}
-        kwargs: dict[str, Any] = {"TableName": self.orders_table, "Item": order_to_item(order),
-                                  "ConditionExpression": condition}
+        item = order_to_item(order)
+        kwargs: dict[str, Any] = {"TableName": self.orders_table, "Item": item, "ConditionExpression": condition}
         if values:
             kwargs["ExpressionAttributeValues"] = values
         try:
@@ -164,6 +177,10 @@ class DynamoOrderStore(DynamoBacked):
             if _is_condition_failure(exc):
                 raise ConflictError(order.order_id) from exc
             raise
+        self._written[order.order_id] = (item, order)
+        self._written.move_to_end(order.order_id)
+        if len(self._written) > _WRITTEN_KEPT:
+            self._written.popitem(last=False)
 
     def append_event(self, entry: EventLogEntry) -> bool:
         """Add the entry unless one with its key exists. False: it was already there (a duplicate)."""
