@@ -124,7 +124,7 @@ def _raw(item: dict[str, Any]) -> bytes:
     return bytes(raw["B"]) if raw is not None else b""
 
 
-_WRITTEN_KEPT = 512  # orders: a few hundred KB
+_WRITTEN_KEPT = 32  # the orders of the last batches: more would only lengthen the garbage collector's walks
 
 
 def _is_condition_failure(exc: Exception) -> bool:
