@@ -54,13 +54,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureRes
     global _debug
     _outcomes.clear()
     _debug = logger.log_level <= logging.DEBUG
-    _store.pin_tables()
+    _store.start_batch()
     try:
         # No Lambda context: the record handler takes none, and given one Powertools inspects the
         # handler's signature on every batch to see whether to pass it.
         return process_partial_response(event=event, record_handler=record_handler, processor=processor)
     finally:
-        _store.pin_tables(False)
+        _store.end_batch()
         # One metric per outcome and one log line per batch; the per-event record is the order's event log.
         for outcome, count in _outcomes.items():
             metrics.add_metric(name=f"Events_{outcome}", unit="Count", value=count)
