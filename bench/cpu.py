@@ -212,7 +212,7 @@ def mapping_breakdown(bodies: list[str], dynamo: FakeDynamo) -> list[tuple[str, 
 
     from orderhub.channels import get_channel
     from orderhub.clock import SystemClock
-    from orderhub.lifecycle.machine import apply_event, hub_order_id
+    from orderhub.lifecycle.machine import event_update, hub_order_id
     from orderhub.mapping import _entry
     from orderhub.models.envelope import IntakeMessage
     from orderhub.observability import logger, metrics
@@ -229,7 +229,6 @@ def mapping_breakdown(bodies: list[str], dynamo: FakeDynamo) -> list[tuple[str, 
     entries = [_entry(i, e, m, clock, "applied", "PAID", "SHIPPED", "") for i, e, m in zip(ids, events, messages,
                                                                                         strict=True)]
     items = [order_to_item(o) for o in orders]
-    ctx = FakeLambdaContext(physical("status_mapper"), 512)
     processor = BatchProcessor(event_type=EventType.SQS)
     batches = _batches(sample, [{}] * len(sample))
 
@@ -237,8 +236,8 @@ def mapping_breakdown(bodies: list[str], dynamo: FakeDynamo) -> list[tuple[str, 
         return None
 
     def merge(pair: tuple) -> bool:
-        merged, _ = apply_event(pair[0], pair[1])
-        return merged != pair[0]  # the "changed?" test of orderhub.mapping
+        _, update, _ = event_update(pair[0], pair[1])
+        return bool(update)  # the "changed?" test of orderhub.mapping
 
     steps = [
         ("IntakeMessage.model_validate_json (status_mapper handler)", IntakeMessage.model_validate_json, sample),
@@ -246,7 +245,7 @@ def mapping_breakdown(bodies: list[str], dynamo: FakeDynamo) -> list[tuple[str, 
          messages),
         ("store.get_order: GetItem (fake) + order_from_item", store.get_order, ids),
         ("  order_from_item alone (store/order_item.py)", order_from_item, items),
-        ("apply_event + changed test (lifecycle/machine.py, mapping.py)", merge, pairs),
+        ("event_update: merge + derive, empty = unchanged (lifecycle/machine.py)", merge, pairs),
         ("_entry: EventLogEntry (mapping.py)", lambda e: _entry(ids[0], e, messages[0], clock, "applied", "PAID",
                                                                 "SHIPPED", ""), events),
         ("entry_to_item (store/orders.py)", entry_to_item, entries),
@@ -259,8 +258,9 @@ def mapping_breakdown(bodies: list[str], dynamo: FakeDynamo) -> list[tuple[str, 
     ]
     out = [(label, _per_call(fn, xs)) for label, fn, xs in steps]
     metrics.clear_metrics()
-    per_batch = _per_call(lambda b: process_partial_response(event=b, record_handler=noop, processor=processor,
-                                                             context=ctx), batches)
+    # As the handler calls it: without the Lambda context (see functions/status_mapper/handler.py).
+    per_batch = _per_call(lambda b: process_partial_response(event=b, record_handler=noop, processor=processor),
+                          batches)
     out.append(("Powertools BatchProcessor, empty record handler (per event)", per_batch / 10))
     return out
 
@@ -291,7 +291,7 @@ MAPPER_TARGETS = [
     ("  (logger.debug, filtered out at INFO)", "aws_lambda_powertools/logging/logger.py", "debug"),
     ("store.put_order (order_to_item + PutItem)", "orderhub/store/orders.py", "put_order"),
     ("  order_to_item", "orderhub/store/order_item.py", "order_to_item"),
-    ("apply_event (merge + derive)", "orderhub/lifecycle/machine.py", "apply_event"),
+    ("event_update (merge + derive)", "orderhub/lifecycle/machine.py", "event_update"),
     ("store.get_order (GetItem + order_from_item)", "orderhub/store/orders.py", "get_order"),
     ("  order_from_item", "orderhub/store/order_item.py", "order_from_item"),
     ("store.append_event (entry_to_item + PutItem)", "orderhub/store/orders.py", "append_event"),
