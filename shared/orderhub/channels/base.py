@@ -217,6 +217,8 @@ def loads_decimal(text: bytes | str) -> Any:
     if isinstance(text, str):
         if text.startswith("\ufeff"):
             raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+    elif text[:1] in (b"{", b"[") and text[1:2] != b"\x00":  # what detect_encoding calls UTF-8
+        text = text.decode("utf-8", "surrogatepass")
     else:
         text = text.decode(json.detect_encoding(text), "surrogatepass")
     return _DECIMAL_DECODER.decode(text)
