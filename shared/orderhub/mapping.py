@@ -21,8 +21,8 @@ from typing import Protocol
 
 from orderhub.channels import get_channel
 from orderhub.channels.base import NO_RULES, FieldRules
-from orderhub.clock import Clock, utc_iso
-from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds
+from orderhub.clock import Clock
+from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds, utc_iso_fast
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import Order, OrderEvent, updated
 from orderhub.store.orders import ConflictError, EventLogEntry, OrderStore, epoch_seconds
@@ -95,7 +95,7 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
         current = store.get_order(order_id)
         if current is None and not event.channel_order_id:
             raise OrderNotFound(f"order {order_id} is not in the hub yet")
-        before = current.status.value if current else None
+        before = current.status._value_ if current else None  # `.value` is a Python-level property
         base, update, transition = event_update(current, event, order_id)
         # Every entry of the update is a change, and an event that carries no facts changes nothing
         # (never creates an order).
@@ -104,13 +104,13 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
         if not logged:
             logged = True
             first_time = store.append_event(
-                _entry(order_id, event, message, clock, outcome, before, transition.after.value, note))
+                _entry(order_id, event, message, clock, outcome, before, transition.after._value_, note))
             if not first_time and not changed:
                 return MappingOutcome(order_id, "duplicate", before, before)
         if not changed:
             return MappingOutcome(order_id, outcome, before, before)
 
-        now = utc_iso(clock.now())
+        now = utc_iso_fast(clock.now())
         version = current.version if current else 0
         stored = updated(base, {
             **update,
@@ -126,7 +126,7 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
             store.put_order(stored, expected_version=version)
         except ConflictError:
             continue  # another event of this order won the race: merge again on top of it
-        return MappingOutcome(order_id, outcome, before, stored.status.value)
+        return MappingOutcome(order_id, outcome, before, stored.status._value_)
     raise ConflictError(f"{order_id}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
 
 

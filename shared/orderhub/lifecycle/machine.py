@@ -131,19 +131,17 @@ def _new_order(event: OrderEvent, order_id: str | None) -> Order:
                  channel=event.channel, channel_order_id=event.channel_order_id)
 
 
-def _utc_iso(at: datetime) -> str:
-    """`clock.utc_iso`, a third cheaper for whole-second times (what platforms send): isoformat with
-    `timespec` parses its keyword on every call."""
+def utc_iso_fast(at: datetime) -> str:
+    """`clock.utc_iso` (UTC, milliseconds, truncated), a third cheaper: isoformat with `timespec`
+    parses its keyword on every call, so the plain form is cut to size instead."""
     if at.tzinfo is None:
         raise ValueError("naive datetime: every stored time carries its offset")
-    utc = at.astimezone(UTC)
-    if utc.microsecond:
-        return utc.isoformat(timespec="milliseconds")
-    return utc.isoformat()[:19] + ".000+00:00"
+    iso = at.astimezone(UTC).isoformat()  # ...T10:00:00+00:00, or ...T10:00:00.123456+00:00
+    return iso[:23] + iso[26:] if len(iso) == 32 else iso[:19] + ".000+00:00"
 
 
 # An event's time is converted while it is merged and again when it is logged.
-event_iso = lru_cache(maxsize=512)(_utc_iso)
+event_iso = lru_cache(maxsize=512)(utc_iso_fast)
 
 
 def _merge_update(order: Order, event: OrderEvent) -> dict:
