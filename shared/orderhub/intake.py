@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orderhub.channels import UnknownChannel, get_channel
-from orderhub.channels.base import ChannelRejection, ChannelSettings, InboundRequest, Reply
+from orderhub.channels.base import ChannelRejection, ChannelSettings, InboundRequest, Reply, drift_not_reported
 from orderhub.clock import Clock, utc_iso
 from orderhub.models.envelope import IntakeMessage
 
@@ -65,7 +65,8 @@ def accept_webhook(
         channel.check_source_ip(request, settings)
         now = clock.now()
         channel.authenticate(request, settings, now)
-        events = channel.parse(request.body, request.headers, settings.field_rules)
+        with drift_not_reported():  # parsed to validate and count here; the mapper lists the drift
+            events = channel.parse(request.body, request.headers, settings.field_rules)
     except ChannelRejection as rejection:
         return IntakeResult(channel.rejected(rejection), rejection=rejection.reason)
 
