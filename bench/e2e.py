@@ -21,9 +21,12 @@ FLOOR, same run, same moto server: only the moto calls the flow needs, made dire
 by the same number of sender threads and one consumer per poller (as the runtime polls), on
 tables/queues/rules of the same shape: per send SendMessage; per 10 ReceiveMessage +
 DeleteMessageBatch; per event GetItem + conditional PutItem of the real log item (+ conditional
-PutItem of the real order item when the flow wrote it); stream GetRecords; PutEvents with the real
-domain-event details (moto routes them to the subscriber queues); per subscriber queue
-ReceiveMessage + DeleteMessageBatch per 10. GOAL: e2e time <= 1.5 x floor time.
+PutItem of the real order item when the flow wrote it, and of the waybill links it wrote); stream
+GetRecords; PutEvents with the real domain-event details (moto routes them to the subscriber
+queues and, by the to-sla rule, to sla-events); per subscriber queue ReceiveMessage +
+DeleteMessageBatch per 10; on sla-events, per batch the watermark GetItem and per event the
+BatchWriteItem of the timers it arms (worked out beforehand by replaying the sends through the
+hub's domain code and exception rules in memory). GOAL: e2e time <= 1.5 x floor time.
 """
 
 from __future__ import annotations
@@ -161,15 +164,20 @@ def scan(ddb: Any, table: str) -> list[dict]:
     return items
 
 
+def _statuses(log_item: dict) -> tuple[str | None, str]:
+    """(status before, status after) of a stored log entry (`e`: the JSON list store/orders.py writes)."""
+    described = json.loads(log_item["e"]["S"])
+    return described[4], described[5]
+
+
 def implied_domain_events(log_items: list[dict]) -> list[tuple[str, str, str | None]]:
     """(detail type, status, previous status) of the domain events the event log implies."""
-    out = []
+    out: list[tuple[str, str, str | None]] = []
     for item in log_items:
         outcome = item["outcome"]["S"]
         if outcome not in ("applied", "status_held"):
             continue
-        before = item.get("status_before", {}).get("S")
-        after = item.get("status_after", {}).get("S")
+        before, after = _statuses(item)
         if before is None:
             out += [("OrderCreated", after, None), ("OrderStatusChanged", after, None)]
         elif before != after:
@@ -202,8 +210,12 @@ def check(clients: dict, info: dict, sends: list) -> dict[str, Any]:
     from orderhub.store.orders import WAYBILL_PREFIX
 
     # The event-log table also holds the waybill -> order links; they are not log entries.
-    log_items = [i for i in scan(ddb, info["tables"]["order-events"])
-                 if not i["order_id"]["S"].startswith(WAYBILL_PREFIX)]
+    log_table = scan(ddb, info["tables"]["order-events"])
+    log_items = [i for i in log_table if not i["order_id"]["S"].startswith(WAYBILL_PREFIX)]
+    links: dict[str, list[dict]] = defaultdict(list)
+    for i in log_table:
+        if i["order_id"]["S"].startswith(WAYBILL_PREFIX):
+            links[i["linked_order"]["S"]].append(i)
     order_items = scan(ddb, info["tables"]["orders"])
     present = {(i["order_id"]["S"], i["event_key"]["S"]) for i in log_items}
     unique = {s.event["event_id"]: s.event for s in sends}
@@ -242,7 +254,8 @@ def check(clients: dict, info: dict, sends: list) -> dict[str, Any]:
 
     mismatched = [oid for oid, order in store.orders.items()
                   if oid not in orders or order_from_item(orders[oid]).status != order.status]
-    return {"log_items": log_items, "order_items": orders, "lost": lost, "unexpected": unexpected,
+    return {"log_items": log_items, "order_items": orders, "waybill_links": dict(links), "lost": lost,
+            "unexpected": unexpected,
             "orders_missing": sorted(expected_orders - set(orders)), "extra_versions": extra_versions,
             "mismatched_status": mismatched, "unique": len(unique)}
 
@@ -277,10 +290,15 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
     """The moto calls the flow needs, made directly, pipelined like the runtime runs them."""
     from bench.cost import _matches
     from orderhub.bus.domain_events import events_for_change
-    from orderhub.clock import utc_iso
+    from orderhub.channels import get_channel
+    from orderhub.clock import FixedClock, utc_iso
+    from orderhub.exceptions.model import ExceptionRules, slot_of
+    from orderhub.exceptions.rules import timers_for_change
     from orderhub.lifecycle.machine import hub_order_id
+    from orderhub.mapping import apply_to_store
     from orderhub.models.envelope import IntakeMessage
     from orderhub.store.order_item import order_from_item
+    from orderhub.store.orders import InMemoryOrderStore
 
     setup = clients
     stats: dict[str, list[float]] = {}
@@ -321,6 +339,21 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
                         State="ENABLED")
         events.put_targets(Rule=f"{tag}-to-{sub.name}", EventBusName=bus, Targets=[{"Id": sub.name, "Arn": arn}])
         sub_queues[sub.name] = url
+    # The SLA watchdog hears every domain event (rule to-sla -> sla-events) and arms timers.
+    spec = topology(config)
+    sla_rule = next(r for r in spec.rules if r.target_queue == "sla-events")
+    timers_t = f"{tag}-sla-timers"
+    timer_spec = spec.table("sla-timers")
+    ddb.create_table(TableName=timers_t, BillingMode="PAY_PER_REQUEST",
+                     KeySchema=[{"AttributeName": timer_spec.partition_key, "KeyType": "HASH"},
+                                {"AttributeName": timer_spec.sort_key, "KeyType": "RANGE"}],
+                     AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"}
+                                           for a in (timer_spec.partition_key, timer_spec.sort_key)])
+    sla_url = sqs.create_queue(QueueName=f"{tag}-sla-events", Attributes={"VisibilityTimeout": "180"})["QueueUrl"]
+    sla_arn = sqs.get_queue_attributes(QueueUrl=sla_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name=f"{tag}-{sla_rule.name}", EventBusName=bus, EventPattern=json.dumps(sla_rule.pattern),
+                    State="ENABLED")
+    events.put_targets(Rule=f"{tag}-{sla_rule.name}", EventBusName=bus, Targets=[{"Id": "sla", "Arn": sla_arn}])
 
     # --- what each send writes, taken from what the real flow wrote
     log_by_key = {(i["order_id"]["S"], i["event_key"]["S"]): i for i in checked["log_items"]}
@@ -331,12 +364,39 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
         details[oid] = json.loads(entries[0].to_put_events_entry(bus)["Detail"])
     from datetime import datetime
 
+    # Waybill links: written with the first applied event of the order that carries a waybill.
+    links_due = dict(checked["waybill_links"])
     plan = []
     for s in sends:
         oid = hub_order_id("mall", s.event["order"]["order_no"])
         key = f"{utc_iso(datetime.fromisoformat(s.event['event_time']))}#{s.event['event_id']}"
         log_item = log_by_key.get((oid, key))
-        plan.append((oid, log_item, checked["order_items"].get(oid)))
+        links: list[dict] = []
+        if log_item is not None and oid in links_due and log_item["outcome"]["S"] in ("applied", "status_held") \
+                and b'"tracking_no"' in s.body:
+            links = links_due.pop(oid)
+        plan.append((oid, log_item, checked["order_items"].get(oid), links))
+    # The timers each published domain event arms, worked out before the clock starts.
+    # The timers each domain event arms, worked out before the clock starts: the sends replayed through
+    # the hub's domain code in memory, each change's domain events as the publisher builds them, and
+    # the timers the watchdog's rules arm for each (keyed by what the floor publishes).
+    rules = ExceptionRules.model_validate_json(config.exceptions.model_dump_json())
+    now = datetime.now().astimezone()
+    timer_items: dict[tuple[str, str, str], list[dict]] = {}
+    replay, channel = InMemoryOrderStore(), get_channel("mall")
+    for s in sends:
+        message = IntakeMessage.wrap("mall", "2026-01-01T00:00:00.000+00:00", "r", "ip", {}, s.body)
+        for event in channel.parse(s.body):
+            oid = hub_order_id("mall", event.channel_order_id)
+            old = replay.get_order(oid)
+            apply_to_store(event, message, replay, FixedClock(now))
+            for entry in events_for_change(old, replay.get_order(oid)):
+                timer_items.setdefault((oid, entry.detail_type, entry.detail.status.value), [
+                    {"PutRequest": {"Item": {
+                        "slot": {"S": utc_iso(max(slot_of(t.due), slot_of(now)))}, "timer_key": {"S": t.key},
+                        "order_id": {"S": t.order_id}, "rule": {"S": t.rule.value}, "due_at": {"S": t.due_at},
+                        "expires_at": {"N": str(int(now.timestamp()) + 86400 * 3)}}}}
+                    for t in timers_for_change(entry.detail, rules)])
     bodies = [IntakeMessage.wrap("mall", "2026-01-01T00:00:00.000+00:00", str(i), "203.0.113.10", {}, s.body)
               .model_dump_json() for i, s in enumerate(sends)]
 
@@ -383,7 +443,7 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
                 continue
             idle = 0
             for m in messages:
-                oid, log_item, order_item = plan[int(json.loads(m["Body"])["request_id"])]
+                oid, log_item, order_item, links = plan[int(json.loads(m["Body"])["request_id"])]
                 if log_item is None:
                     continue  # lost by the flow: nothing to replay
                 ddb.get_item(TableName=orders_t, Key={"order_id": {"S": oid}}, ConsistentRead=True)
@@ -395,9 +455,14 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
                     continue  # a resend: the hub stops here too
                 if log_item["outcome"]["S"] not in ("applied", "status_held") or order_item is None:
                     continue
-                before = log_item.get("status_before", {}).get("S")
-                after = log_item.get("status_after", {}).get("S")
+                before, after = _statuses(log_item)
                 route = "INSERT" if before is None else ("OrderStatusChanged" if before != after else "OrderUpdated")
+                for link in links:  # first writer wins, before the order write (as the mapper does)
+                    try:
+                        ddb.put_item(TableName=log_t, Item=link, ConditionExpression="attribute_not_exists(event_key)")
+                    except ClientError as exc:
+                        if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                            raise
                 v = versions[oid]
                 item = {**order_item, "version": {"N": str(v + 1)}, "floor_route": {"S": f"{route}|{after}"}}
                 cond = ({"ConditionExpression": "attribute_not_exists(order_id)"} if v == 0 else
@@ -441,6 +506,7 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
                         if _matches(sub.pattern, {"source": "orderhub.orders", "detail-type": detail_type,
                                                   "detail": detail}):
                             routed[sub.name] += 1
+                    routed["sla"] += 1  # to-sla matches every domain event
                 events.put_events(Entries=entries)  # one call per record, as event_publisher does
                 state["published_records"] += 1
         state["publisher_done"] = True
@@ -462,6 +528,29 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
         consume.__name__ = f"consumer-{name}"
         return consume
 
+    @guard
+    def sla_watchdog() -> None:
+        """Per batch: the watermark GetItem; per event with timers: one BatchWriteItem (as arm() does)."""
+        idle = 0
+        while True:
+            messages = receive(sla_url)
+            if messages:
+                ddb.get_item(TableName=timers_t, ConsistentRead=True,
+                             Key={"slot": {"S": "watermark"}, "timer_key": {"S": "watermark"}})
+                for m in messages:
+                    event = json.loads(m["Body"])
+                    puts = timer_items.get((event["detail"]["order_id"], event["detail-type"],
+                                            event["detail"]["status"]))
+                    if puts:
+                        ddb.batch_write_item(RequestItems={timers_t: puts})
+                delete(sla_url, messages)
+                consumed["sla"] += len(messages)
+                idle = 0
+                continue
+            if state["publisher_done"] and consumed["sla"] >= routed["sla"]:
+                return
+            idle = backoff(idle)
+
     work: queue.Queue = queue.Queue()
     for body in bodies:
         work.put(body)
@@ -478,6 +567,7 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
     pipeline = [threading.Thread(target=guard(sender), daemon=True) for _ in range(threads)]
     pipeline += [threading.Thread(target=mapper, daemon=True), threading.Thread(target=publisher, daemon=True)]
     pipeline += [threading.Thread(target=consumer(n, u), daemon=True) for n, u in sub_queues.items()]
+    pipeline.append(threading.Thread(target=sla_watchdog, daemon=True))
     started = time.perf_counter()
     for t in pipeline:
         t.start()

@@ -159,9 +159,12 @@ orders), duplicates applied = order versions beyond the log entries that changed
 final statuses vs an in-memory reference run of the same events, and the receiver's duplicate
 `Idempotency-Key`s. FLOOR, same run, same moto server: only the moto calls the flow needs
 (send; receive + delete per 10; GetItem + conditional PutItem of the real log item + conditional
-PutItem of the real order item when the flow wrote it; stream GetRecords; PutEvents with the real
-domain-event details, which moto routes to the subscriber queues; receive + delete per 10 on each
-subscriber queue), by the same number of sender threads and one consumer per poller, pipelined.
+PutItem of the real order item when the flow wrote it, and of the waybill links it wrote; stream
+GetRecords; PutEvents with the real domain-event details, which moto routes to the subscriber
+queues and to sla-events; receive + delete per 10 on each subscriber queue; on sla-events the
+watermark GetItem per batch and a BatchWriteItem of the timers each event arms, from an in-memory
+replay of the same sends through the hub's rules), by the same number of sender threads and one
+consumer per poller, pipelined.
 GOAL: e2e time (first send -> runtime idle) <= 1.5 x floor.
 
 **bench.dispatch** - `functions.dispatcher.handler.lambda_handler` on SQS batches of 10 real domain
