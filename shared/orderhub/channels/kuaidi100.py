@@ -1,8 +1,10 @@
 """`kuaidi100`: 快递100 订阅推送 (tracking subscription push), the carrier callback (OUT-4).
 
-The hub subscribes each waybill at poll.kuaidi100.com/poll with `parameters.callbackurl` =
-`https://<hub>/webhooks/kuaidi100` and `parameters.salt` = the channel secret (and `resultv2=4`
-for the detailed states). kuaidi100 then pushes every change of the parcel. Contract
+Each waybill is subscribed at poll.kuaidi100.com/poll (by whatever holds the merchant's
+kuaidi100 key: the ERP or shipping tool; the hub does not subscribe waybills itself) with
+`parameters.callbackurl` = `https://<hub>/webhooks/kuaidi100` and `parameters.salt` = the
+channel secret (and `resultv2=4` for the detailed states). kuaidi100 then pushes every change of
+the parcel. Contract
 (events/kuaidi100/README.md has it in brief, with samples):
 
 - `POST`, `Content-Type: application/x-www-form-urlencoded`, form fields `param` (a JSON
