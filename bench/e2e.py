@@ -43,6 +43,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -299,6 +300,7 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
     from orderhub.models.envelope import IntakeMessage
     from orderhub.store.order_item import order_from_item
     from orderhub.store.orders import InMemoryOrderStore
+    from orderhub.store.sla_timers import WATERMARK_KEY, WATERMARK_SLOT
 
     setup = clients
     stats: dict[str, list[float]] = {}
@@ -511,13 +513,15 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
                 state["published_records"] += 1
         state["publisher_done"] = True
 
-    def consumer(name: str, url: str):
+    def consumer(name: str, url: str, handle: Callable[[list[dict]], None] | None = None):
         @guard
         def consume() -> None:
             idle = 0
             while True:
                 messages = receive(url)
                 if messages:
+                    if handle is not None:
+                        handle(messages)
                     delete(url, messages)
                     consumed[name] += len(messages)
                     idle = 0
@@ -528,28 +532,15 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
         consume.__name__ = f"consumer-{name}"
         return consume
 
-    @guard
-    def sla_watchdog() -> None:
-        """Per batch: the watermark GetItem; per event with timers: one BatchWriteItem (as arm() does)."""
-        idle = 0
-        while True:
-            messages = receive(sla_url)
-            if messages:
-                ddb.get_item(TableName=timers_t, ConsistentRead=True,
-                             Key={"slot": {"S": "watermark"}, "timer_key": {"S": "watermark"}})
-                for m in messages:
-                    event = json.loads(m["Body"])
-                    puts = timer_items.get((event["detail"]["order_id"], event["detail-type"],
-                                            event["detail"]["status"]))
-                    if puts:
-                        ddb.batch_write_item(RequestItems={timers_t: puts})
-                delete(sla_url, messages)
-                consumed["sla"] += len(messages)
-                idle = 0
-                continue
-            if state["publisher_done"] and consumed["sla"] >= routed["sla"]:
-                return
-            idle = backoff(idle)
+    def arm_timers(messages: list[dict]) -> None:
+        """The SLA watchdog's calls: per batch the watermark GetItem; per event with timers one BatchWriteItem."""
+        ddb.get_item(TableName=timers_t, ConsistentRead=True,
+                     Key={"slot": {"S": WATERMARK_SLOT}, "timer_key": {"S": WATERMARK_KEY}})
+        for m in messages:
+            event = json.loads(m["Body"])
+            puts = timer_items.get((event["detail"]["order_id"], event["detail-type"], event["detail"]["status"]))
+            if puts:
+                ddb.batch_write_item(RequestItems={timers_t: puts})
 
     work: queue.Queue = queue.Queue()
     for body in bodies:
@@ -567,7 +558,7 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
     pipeline = [threading.Thread(target=guard(sender), daemon=True) for _ in range(threads)]
     pipeline += [threading.Thread(target=mapper, daemon=True), threading.Thread(target=publisher, daemon=True)]
     pipeline += [threading.Thread(target=consumer(n, u), daemon=True) for n, u in sub_queues.items()]
-    pipeline.append(threading.Thread(target=sla_watchdog, daemon=True))
+    pipeline.append(threading.Thread(target=consumer("sla", sla_url, arm_timers), daemon=True))
     started = time.perf_counter()
     for t in pipeline:
         t.start()
