@@ -46,10 +46,6 @@ _IGNORED: dict = {}  # the trie's mark of an ignored subtree (compared by identi
 _SCALARS = frozenset({str, int, float, bool, type(None), Decimal})  # JSON leaves: nothing under them
 
 
-class _Leaves(dict):
-    """A trie node of known names with nothing known under any of them (`amount`, `currency_code`)."""
-
-
 def _tokens(path: str) -> list[Any] | None:
     """`a.b[].c` -> ["a", "b", _LIST, "c"]; None for a path that is not plain names, dots and `[]`."""
     out: list[Any] = []
@@ -98,8 +94,6 @@ def _drift_tree(known: frozenset[str], ignore: tuple[str, ...]) -> dict | None:
                 out[token] = _IGNORED
             elif is_known or token is _LIST:
                 out[token] = compiled(below)
-        if out and _LIST not in out and not any(out.values()):
-            return _Leaves(out)
         return out
 
     return compiled(full)
@@ -111,6 +105,28 @@ def _plain_key(key: Any) -> bool:
 
 def _walk_tree(value: dict, tree: dict, prefix: str, found: set[str], known: frozenset[str] | set[str],
                exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
+    # The tree holds exactly the keys the walk may enter. Whether every key is one of them is
+    # told in C; then the loop looks only at the values it might enter (a JSON object is
+    # mostly scalars: a Shopify order is ~330 keys in ~60 objects).
+    if not value.keys() <= tree.keys():
+        _walk_unknown_keys(value, tree, prefix, found, known, exact, prefixes)
+        return
+    for key, child in value.items():
+        if type(child) in _SCALARS:
+            continue
+        sub = tree[key]
+        if sub is _IGNORED:
+            continue
+        if isinstance(child, dict):
+            _walk_tree(child, sub, f"{prefix}.{key}" if prefix else key, found, known, exact, prefixes)
+        elif isinstance(child, list):
+            _walk_tree_list(child, sub, f"{prefix}.{key}[]" if prefix else key + "[]", found, known, exact,
+                            prefixes)
+
+
+def _walk_unknown_keys(value: dict, tree: dict, prefix: str, found: set[str], known: frozenset[str] | set[str],
+                       exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
+    """`_walk_tree` of an object holding keys the tree does not know."""
     get = tree.get
     for key, child in value.items():
         sub = get(key)
@@ -122,10 +138,6 @@ def _walk_tree(value: dict, tree: dict, prefix: str, found: set[str], known: fro
         elif sub is _IGNORED or type(child) in _SCALARS:
             continue
         elif isinstance(child, dict):
-            # An object of known scalars only (money amounts, most of a Shopify order's ~60 objects):
-            # nothing to report, told in C without a call per object.
-            if type(sub) is _Leaves and child.keys() <= sub.keys() and _SCALARS.issuperset(map(type, child.values())):
-                continue
             _walk_tree(child, sub, f"{prefix}.{key}" if prefix else key, found, known, exact, prefixes)
         elif isinstance(child, list):
             _walk_tree_list(child, sub, f"{prefix}.{key}[]" if prefix else key + "[]", found, known, exact,
