@@ -64,3 +64,55 @@ def test_the_shared_decimal_decoder_reads_as_json_loads_does(value, encoding):
     text = json.dumps(value, ensure_ascii=False)
     for document in (text, text.encode(encoding)):
         assert _outcome(loads_decimal, document) == _outcome(lambda d: json.loads(d, parse_float=Decimal), document)
+
+
+def _to_minor_by_decimal(value, currency, exact):
+    """shopify_normalise.to_minor as Decimal arithmetic alone reads an amount."""
+    from decimal import ROUND_HALF_UP
+
+    from orderhub.channels.shopify_normalise import CURRENCY_EXPONENT
+
+    where = "amount"
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise Malformed(f"{where}: a decimal amount is required")
+    try:
+        amount = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise Malformed(f"{where}: not a decimal amount") from None
+    if not amount.is_finite():
+        raise Malformed(f"{where}: not a decimal amount")
+    scaled = amount.scaleb(CURRENCY_EXPONENT.get(currency, 2))
+    if exact and scaled != scaled.to_integral_value():
+        raise Malformed(f"{where}: more decimals than {currency} has")
+    return int(scaled.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def _failure_text(fn):
+    try:
+        return ("returned", fn())
+    except Exception as exc:
+        return ("raised", type(exc).__name__, str(exc))
+
+
+@settings(max_examples=3000)
+@given(st.one_of(st.from_regex(r"\A\s?-?[0-9]{1,30}(\.[0-9]{0,6})?\s?\Z"), st.text(max_size=8), st.integers(),
+                 st.booleans(), st.none(), st.decimals()),
+       st.sampled_from(["USD", "JPY", "KWD", "CLF", "XYZ"]), st.booleans())
+def test_minor_units_read_as_decimal_arithmetic_reads_them(value, currency, exact):
+    from orderhub.channels.shopify_normalise import to_minor
+
+    assert _failure_text(lambda: to_minor(value, currency, "amount", exact=exact)) == \
+        _failure_text(lambda: _to_minor_by_decimal(value, currency, exact))
+
+
+@settings(max_examples=1000)
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+       st.sampled_from([0, 1, -5, 8, 14]))
+def test_woocommerce_snapshot_ids_spell_the_time_as_strftime_does(at, hours):
+    from datetime import UTC, timedelta, timezone
+
+    from orderhub.channels.woocommerce import snapshot_id
+
+    aware = at.replace(tzinfo=timezone(timedelta(hours=hours)))
+    stamp = aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert snapshot_id("4827", aware, "processing", "e135fa30d526") == f"4827:{stamp}:processing:e135fa30d526"

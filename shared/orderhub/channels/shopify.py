@@ -81,6 +81,8 @@ from orderhub.channels.base import (
     Reply,
     Unauthorized,
     constant_time_match,
+    drift_paths,
+    drift_wanted,
     loads_decimal,
 )
 from orderhub.channels.shopify_normalise import (
@@ -238,7 +240,12 @@ class _Schema(Channel):
         self.opaque = opaque
 
     def prepare(self, payload: Any, rules: FieldRules) -> tuple[Any, tuple[str, ...]]:
-        return super().prepare(payload, FieldRules(rules.drop, rules.rename, rules.ignore + self.opaque))
+        if rules.drop or rules.rename:
+            return super().prepare(payload, FieldRules(rules.drop, rules.rename, rules.ignore + self.opaque))
+        # Channel.prepare's answer without building the FieldRules it would be given
+        if not self.known_fields or not drift_wanted():
+            return payload, ()
+        return payload, drift_paths(payload, self.known_fields, rules.ignore + self.opaque)
 
 
 _SCHEMAS: Mapping[str, _Schema] = {

@@ -12,6 +12,7 @@ missing from a table is a gap, never guessed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -316,8 +317,22 @@ def _gateway(names: Any) -> str:
 # Reading values ------------------------------------------------------------------------------
 
 
+# A plain amount string: at most 24 + 4 digits, within Decimal's 28, so its digits are the exact result.
+_PLAIN_AMOUNT = re.compile(r"([0-9]{1,24})(?:\.([0-9]{1,4}))?")
+
+
 def to_minor(value: Any, currency: str, where: str, *, exact: bool = True) -> int:
     """A decimal amount ("12.50", 12.5 read as Decimal, 1500) in the currency's minor units."""
+    if type(value) is str:
+        # "12.50" with no more decimals than the currency has: the digits, without Decimal arithmetic
+        plain = _PLAIN_AMOUNT.fullmatch(value.strip())
+        if plain is not None:
+            whole, fraction = plain.groups()
+            exponent = CURRENCY_EXPONENT.get(currency, 2)
+            if fraction is None:
+                return int(whole) * 10**exponent
+            if len(fraction) <= exponent:
+                return int(whole) * 10**exponent + int(fraction) * 10 ** (exponent - len(fraction))
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise Malformed(f"{where}: a decimal amount is required")
     try:
@@ -367,9 +382,14 @@ def _code(value: Any) -> bool:
 def _objects(value: Any, where: str) -> list[Mapping[str, Any]]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+    # Plain dicts (what JSON gives) told in C; anything else asks the Mapping ABC, element by element
+    if not isinstance(value, list) or not (_DICT.issuperset(map(type, value))
+                                           or all(isinstance(v, Mapping) for v in value)):
         raise Malformed(f"{where}: a list of objects is required")
     return value
+
+
+_DICT = frozenset({dict})
 
 
 def _text(value: Any) -> str:

@@ -61,7 +61,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeGuard
 
 from orderhub.channels.base import (
     NO_RULES,
@@ -73,6 +73,8 @@ from orderhub.channels.base import (
     Reply,
     Unauthorized,
     constant_time_match,
+    drift_paths,
+    drift_wanted,
 )
 from orderhub.channels.shopify import known_paths, load_json, validated_event
 from orderhub.channels.shopify_normalise import CURRENCY_EXPONENT, to_minor
@@ -88,6 +90,7 @@ WEBHOOK_ID_HEADER = "x-wc-webhook-id"
 DELIVERY_ID_HEADER = "x-wc-webhook-delivery-id"
 USER_AGENT = "WooCommerce/10.3.0 Hookshot (WordPress/6.8.3)"
 PING = re.compile(rb"webhook_id=\d{1,20}")
+_CURRENCY = re.compile(r"[A-Z]{3}")
 MERCHANT_HOLD = "on-hold by the merchant"
 
 _C, _P, _S, _X = EventKind.CREATED, EventKind.PAID, EventKind.SHIP_REQUESTED, EventKind.CANCELLED
@@ -190,7 +193,10 @@ class WooCommerceChannel(Channel):
             raise Unauthorized("signature does not match")
 
     def prepare(self, payload: Any, rules: FieldRules) -> tuple[Any, tuple[str, ...]]:
-        return super().prepare(payload, FieldRules(rules.drop, rules.rename, rules.ignore + OPAQUE_FIELDS))
+        if rules.drop or rules.rename:
+            return super().prepare(payload, FieldRules(rules.drop, rules.rename, rules.ignore + OPAQUE_FIELDS))
+        # Channel.prepare's answer without building the FieldRules it would be given
+        return payload, drift_paths(payload, KNOWN_FIELDS, rules.ignore + OPAQUE_FIELDS) if drift_wanted() else ()
 
     def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
               rules: FieldRules = NO_RULES) -> list[OrderEvent]:
@@ -222,7 +228,7 @@ def _snapshot_event(order: Mapping[str, Any], topic: str, drift: tuple[str, ...]
     order_id = _order_id(order.get("id"))
     status = order.get("status")
     currency = order.get("currency")
-    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+    if not isinstance(currency, str) or _CURRENCY.fullmatch(currency) is None:
         raise Malformed("currency: an ISO 4217 currency code is required")
     modified = _gmt(order.get("date_modified_gmt") or order.get("date_created_gmt"), "date_modified_gmt")
     paid = order.get("date_paid_gmt") is not None and order.get("date_paid_gmt") != ""
@@ -293,26 +299,39 @@ def _lines(items: Any, currency: str) -> list[dict[str, Any]]:
 
 
 def _region(address: Any) -> dict[str, str]:
-    if not isinstance(address, Mapping):
+    if not _is_mapping(address):
         return {"province": "", "city": ""}
     return {key: value.strip()[:64] if isinstance(value, str) else ""
             for key, value in (("province", address.get("state")), ("city", address.get("city")))}
 
 
+# json.dumps(facts, default=str, separators=(",", ":"), ensure_ascii=False) without an encoder per call
+_FACTS_JSON = json.JSONEncoder(default=str, separators=(",", ":"), ensure_ascii=False)
+
+
 def _facts_digest(order: Mapping[str, Any]) -> str:
     """A short digest of what the hub reads, so two snapshots of the same second never share an id."""
     facts = [order.get(k) for k in ("status", "currency", "total", "date_paid_gmt", "transaction_id")]
-    facts.append([[r.get("id"), r.get("total")] for r in order.get("refunds") or [] if isinstance(r, Mapping)])
+    facts.append([[r.get("id"), r.get("total")] for r in order.get("refunds") or [] if _is_mapping(r)])
     facts.append([[i.get("id"), i.get("sku"), i.get("quantity"), i.get("total")]
-                  for i in order.get("line_items") or [] if isinstance(i, Mapping)])
+                  for i in order.get("line_items") or [] if _is_mapping(i)])
     shipping = order.get("shipping")
-    facts.append([shipping.get("state"), shipping.get("city")] if isinstance(shipping, Mapping) else None)
-    canonical = json.dumps(facts, default=str, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+    facts.append([shipping.get("state"), shipping.get("city")] if _is_mapping(shipping) else None)
+    return hashlib.sha256(_FACTS_JSON.encode(facts).encode()).hexdigest()[:12]
 
 
 def snapshot_id(order_id: str, modified: datetime, status: str, digest: str) -> str:
-    return f"{order_id}:{modified.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}:{status[:24]}:{digest}"
+    at = modified.astimezone(UTC)
+    if at.year < 1000:  # strftime's %Y does not pad small years on every platform: keep its spelling
+        stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    else:  # %-formatting: a third of strftime's cost
+        stamp = "%04d-%02d-%02dT%02d:%02d:%02dZ" % (at.year, at.month, at.day, at.hour, at.minute, at.second)  # noqa: UP031
+    return f"{order_id}:{stamp}:{status[:24]}:{digest}"
+
+
+def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """isinstance(value, Mapping), the ABC's check skipped for a plain dict (what JSON gives)."""
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _order_id(value: Any, where: str = "id") -> str:
@@ -335,9 +354,13 @@ def _gmt(value: Any, where: str) -> datetime:
 def _objects(value: Any, where: str) -> list[Mapping[str, Any]]:
     if value is None:
         return []
-    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+    if not isinstance(value, list) or not (_DICT.issuperset(map(type, value))
+                                           or all(isinstance(v, Mapping) for v in value)):
         raise Malformed(f"{where}: a list of objects is required")
     return value
+
+
+_DICT = frozenset({dict})
 
 
 def is_ping(body: bytes, headers: Mapping[str, str]) -> bool:
