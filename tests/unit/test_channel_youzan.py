@@ -394,3 +394,44 @@ def test_any_arrival_order_with_duplicates_converges_and_never_moves_back(case):
     actual, statuses = fold(arrived)
     assert actual.model_dump(exclude=HUB_BOOKKEEPING_FIELDS) == expected.model_dump(exclude=HUB_BOOKKEEPING_FIELDS)
     assert all(STATUS_RANK[a] <= STATUS_RANK[b] for a, b in zip(statuses, statuses[1:], strict=False))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.sampled_from(["%3D", "%3d", "%%", "%2", "%G1", "%", "+", "a", "%E9%BE%99", "%41", "%7B%22", "%E9",
+                                 "=", "\r", "x"]), max_size=12))
+def test_url_decoding_of_escape_sequences_agrees_with_the_standard_library(tokens):
+    text = "".join(tokens)
+    try:
+        decoded = url_decode(text)
+    except UnicodeDecodeError:
+        with pytest.raises(UnicodeDecodeError):
+            unquote_plus(text, encoding="utf-8", errors="strict")
+        return
+    assert decoded == unquote_plus(text)
+
+
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+                           lambda inner: st.lists(inner, max_size=2) | st.dictionaries(
+                               st.sampled_from(["tid", "x", "orders", "a.b"]), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(KNOWN_FIELDS)), JSON_VALUES), max_size=4))
+def test_drift_of_any_value_at_known_paths_is_what_the_channel_contract_computes(replacements):
+    # Given a full order whose values at some known paths are replaced by any JSON (objects under leaves too)
+    payload: dict[str, Any] = {**CREATE, "msg": full_order()}
+    for path, value in replacements:
+        node: Any = payload
+        parts = path.replace("[]", ".[]").split(".")
+        for part in parts[:-1]:
+            if isinstance(node, list):
+                node = node[0] if node and isinstance(node[0], dict) else None
+            if not isinstance(node, dict) or part == "[]":
+                continue
+            node = node.setdefault(part, {})
+        if isinstance(node, dict) and parts[-1] != "[]":
+            node[parts[-1]] = value
+    # Then the walk gives what Channel.prepare gives with the opaque subtrees ignored
+    reference = Channel()
+    reference.known_fields = KNOWN_FIELDS
+    assert CHANNEL.prepare(payload, NO_RULES)[1] == reference.prepare(payload, FieldRules(ignore=OPAQUE_FIELDS))[1]
