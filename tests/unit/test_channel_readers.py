@@ -66,27 +66,6 @@ def test_the_shared_decimal_decoder_reads_as_json_loads_does(value, encoding):
         assert _outcome(loads_decimal, document) == _outcome(lambda d: json.loads(d, parse_float=Decimal), document)
 
 
-def _to_minor_by_decimal(value, currency, exact):
-    """shopify_normalise.to_minor as Decimal arithmetic alone reads an amount."""
-    from decimal import ROUND_HALF_UP
-
-    from orderhub.channels.shopify_normalise import CURRENCY_EXPONENT
-
-    where = "amount"
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-        raise Malformed(f"{where}: a decimal amount is required")
-    try:
-        amount = Decimal(value.strip() if isinstance(value, str) else value)
-    except InvalidOperation:
-        raise Malformed(f"{where}: not a decimal amount") from None
-    if not amount.is_finite():
-        raise Malformed(f"{where}: not a decimal amount")
-    scaled = amount.scaleb(CURRENCY_EXPONENT.get(currency, 2))
-    if exact and scaled != scaled.to_integral_value():
-        raise Malformed(f"{where}: more decimals than {currency} has")
-    return int(scaled.to_integral_value(rounding=ROUND_HALF_UP))
-
-
 def _failure_text(fn):
     try:
         return ("returned", fn())
@@ -99,10 +78,10 @@ def _failure_text(fn):
                  st.booleans(), st.none(), st.decimals()),
        st.sampled_from(["USD", "JPY", "KWD", "CLF", "XYZ"]), st.booleans())
 def test_minor_units_read_as_decimal_arithmetic_reads_them(value, currency, exact):
-    from orderhub.channels.shopify_normalise import to_minor
+    from orderhub.channels.shopify_normalise import to_minor, to_minor_by_decimal
 
     assert _failure_text(lambda: to_minor(value, currency, "amount", exact=exact)) == \
-        _failure_text(lambda: _to_minor_by_decimal(value, currency, exact))
+        _failure_text(lambda: to_minor_by_decimal(value, currency, "amount", exact=exact))
 
 
 @settings(max_examples=1000)

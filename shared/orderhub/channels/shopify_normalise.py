@@ -333,6 +333,11 @@ def to_minor(value: Any, currency: str, where: str, *, exact: bool = True) -> in
                 return int(whole) * 10**exponent
             if len(fraction) <= exponent:
                 return int(whole) * 10**exponent + int(fraction) * 10 ** (exponent - len(fraction))
+    return to_minor_by_decimal(value, currency, where, exact=exact)
+
+
+def to_minor_by_decimal(value: Any, currency: str, where: str, *, exact: bool = True) -> int:
+    """`to_minor` by Decimal arithmetic alone: the general path, and the reference its fast path is tested against."""
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise Malformed(f"{where}: a decimal amount is required")
     try:
