@@ -45,7 +45,7 @@ def attributes(channel: str) -> dict[str, Any]:
 
 def entry_bytes(message: IntakeMessage) -> int:
     """What one entry counts towards the size limit of a call: the body and the attribute."""
-    return len(message.model_dump_json().encode()) + len("channel") + len("String") + len(message.channel.encode())
+    return len(message.sqs_body(MAX_MESSAGE_BYTES).encode()) + len("channel") + len("String") + len(message.channel.encode())
 
 
 class IntakeBatchSender:
@@ -61,7 +61,7 @@ class IntakeBatchSender:
 
             self._client = client("sqs")
         reply = self._client.send_message_batch(QueueUrl=self._url, Entries=[
-            {"Id": str(i), "MessageBody": m.model_dump_json(), "MessageAttributes": attributes(m.channel)}
+            {"Id": str(i), "MessageBody": m.sqs_body(MAX_MESSAGE_BYTES), "MessageAttributes": attributes(m.channel)}
             for i, m in enumerate(messages)])
         return {int(f["Id"]): (f"{f.get('Code', '')}: {f.get('Message', '')}".strip(": "), not f.get("SenderFault"))
                 for f in reply.get("Failed") or []}

@@ -58,9 +58,11 @@ class MappingOutcome:
 
 def map_message(message: IntakeMessage, store: OrderStore, clock: Clock,
                 rules_for: RulesSource | None = None, health: HealthRecorder | None = None) -> list[MappingOutcome]:
-    channel = get_channel(message.channel)
-    rules = rules_for(channel.name) if rules_for is not None else NO_RULES
-    events = channel.parse(message.body, message.headers, rules)
+    events = message.events
+    if events is None:  # not parsed at the edge: a replay, a pulled order, an imported row
+        channel = get_channel(message.channel)
+        rules = rules_for(channel.name) if rules_for is not None else NO_RULES
+        events = channel.parse(message.body, message.headers, rules)
     outcomes = []
     for event in events:
         if health is not None and (event.drift or event.gaps):

@@ -12,9 +12,7 @@ import hmac
 import ipaddress
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -77,8 +75,11 @@ class FieldRules:
     @classmethod
     def from_document(cls, document: Mapping[str, Any] | None) -> FieldRules:
         document = document or {}
-        return cls(drop=tuple(document.get("drop", ())), rename=dict(document.get("rename", {})),
-                   ignore=tuple(document.get("ignore", ())))
+        return cls(
+            drop=tuple(document.get("drop", ())),
+            rename=dict(document.get("rename", {})),
+            ignore=tuple(document.get("ignore", ())),
+        )
 
 
 NO_RULES = FieldRules()
@@ -119,8 +120,9 @@ class Channel:
     def authenticate(self, request: InboundRequest, settings: ChannelSettings, now: datetime) -> None:
         raise NotImplementedError
 
-    def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
-              rules: FieldRules = NO_RULES) -> list[OrderEvent]:
+    def parse(
+        self, body: bytes, received_headers: Mapping[str, str] | None = None, rules: FieldRules = NO_RULES
+    ) -> list[OrderEvent]:
         """Channel payload -> normalised events. Raises Malformed with what is wrong.
 
         Apply `rules` with `prepare` before reading any field, and put its drift list on
@@ -159,28 +161,9 @@ class Channel:
             for new, old in rules.rename.items():
                 for holder, value in _pop_path(payload, new.split(".")):
                     _put_path(holder, old.split(".")[-1], value)
-        if not self.known_fields or not drift_wanted():
+        if not self.known_fields:
             return payload, ()
         return payload, drift_paths(payload, self.known_fields, rules.ignore)
-
-
-_DRIFT_WANTED: ContextVar[bool] = ContextVar("drift_wanted", default=True)
-
-
-def drift_wanted() -> bool:
-    return _DRIFT_WANTED.get()
-
-
-@contextmanager
-def drift_not_reported() -> Iterator[None]:
-    """Parse without listing drift, for a caller that parses only to validate and count events
-    (webhook ingest): the status mapper lists and records the drift of every event it maps, and
-    the walk is the largest part of parsing a big payload (a Shopify order: ~330 keys)."""
-    token = _DRIFT_WANTED.set(False)
-    try:
-        yield
-    finally:
-        _DRIFT_WANTED.reset(token)
 
 
 def _pop_path(value: Any, parts: list[str]) -> list[tuple[Any, Any]]:

@@ -82,7 +82,6 @@ from orderhub.channels.base import (
     Unauthorized,
     constant_time_match,
     drift_paths,
-    drift_wanted,
     loads_decimal,
 )
 from orderhub.channels.shopify_normalise import (
@@ -243,7 +242,7 @@ class _Schema(Channel):
         if rules.drop or rules.rename:
             return super().prepare(payload, FieldRules(rules.drop, rules.rename, rules.ignore + self.opaque))
         # Channel.prepare's answer without building the FieldRules it would be given
-        if not self.known_fields or not drift_wanted():
+        if not self.known_fields:
             return payload, ()
         return payload, drift_paths(payload, self.known_fields, rules.ignore + self.opaque)
 

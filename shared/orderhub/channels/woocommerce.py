@@ -74,7 +74,6 @@ from orderhub.channels.base import (
     Unauthorized,
     constant_time_match,
     drift_paths,
-    drift_wanted,
 )
 from orderhub.channels.shopify import known_paths, load_json, validated_event
 from orderhub.channels.shopify_normalise import CURRENCY_EXPONENT, to_minor
@@ -196,7 +195,7 @@ class WooCommerceChannel(Channel):
         if rules.drop or rules.rename:
             return super().prepare(payload, FieldRules(rules.drop, rules.rename, rules.ignore + OPAQUE_FIELDS))
         # Channel.prepare's answer without building the FieldRules it would be given
-        return payload, drift_paths(payload, KNOWN_FIELDS, rules.ignore + OPAQUE_FIELDS) if drift_wanted() else ()
+        return payload, drift_paths(payload, KNOWN_FIELDS, rules.ignore + OPAQUE_FIELDS)
 
     def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
               rules: FieldRules = NO_RULES) -> list[OrderEvent]:

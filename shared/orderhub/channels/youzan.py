@@ -58,7 +58,6 @@ from orderhub.channels.base import (
     Unauthorized,
     compact_json,
     constant_time_match,
-    drift_wanted,
     loads_decimal,
 )
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
@@ -190,8 +189,6 @@ class YouzanChannel(Channel):
         subtrees and at the first unknown field of a branch (the only one worth reporting)."""
         if rules.drop or rules.rename:
             payload, _ = _RULES_ONLY.prepare(payload, rules)
-        if not drift_wanted():
-            return payload, ()
         unknown = set(_unknown_paths(payload, _KNOWN_TREE, ""))
         if rules.ignore:
             unknown = {p for p in unknown if not any(p == i or p.startswith((i + ".", i + "[]")) for i in rules.ignore)}
