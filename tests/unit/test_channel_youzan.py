@@ -323,7 +323,7 @@ def test_an_unknown_field_is_reported_as_drift_and_a_drop_rule_removes_it():
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.sampled_from(sorted(KNOWN_FIELDS)), st.sampled_from(["new_field", "x"]), st.booleans())
+@given(st.sampled_from(sorted(KNOWN_FIELDS)), st.sampled_from(["new_field", "x", "[]"]), st.booleans())
 def test_drift_is_what_the_channel_contract_computes(known_path, new_key, under_list):
     # Given a full order with a new field added under some known path
     payload: dict[str, Any] = {**CREATE, "msg": full_order()}
@@ -435,3 +435,13 @@ def test_drift_of_any_value_at_known_paths_is_what_the_channel_contract_computes
     reference = Channel()
     reference.known_fields = KNOWN_FIELDS
     assert CHANNEL.prepare(payload, NO_RULES)[1] == reference.prepare(payload, FieldRules(ignore=OPAQUE_FIELDS))[1]
+
+
+def test_an_object_where_a_list_was_is_drift_even_with_a_key_spelt_like_the_element_marker():
+    payload: dict[str, Any] = {**CREATE, "msg": full_order()}
+    payload["msg"]["full_order_info"]["orders"] = {"[]": [{"oid": "1"}]}
+    reference = Channel()
+    reference.known_fields = KNOWN_FIELDS
+    expected = reference.prepare(payload, FieldRules(ignore=OPAQUE_FIELDS))[1]
+    assert expected == ("msg.full_order_info.orders.[]",)
+    assert CHANNEL.prepare(payload, NO_RULES)[1] == expected

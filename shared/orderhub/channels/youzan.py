@@ -324,12 +324,15 @@ def _case(topic_name: str, state: AftersaleState, msg: Mapping[str, Any], gaps: 
             "reason": str(msg.get("refund_reason") or "")[:200], "channel_state": topic_name[:64]}
 
 
-def _tree(paths: frozenset[str], opaque: tuple[str, ...]) -> dict[str, Any]:
-    """Known field paths as nested dicts (`[]` is a list's element); an opaque subtree is None."""
-    root: dict[str, Any] = {}
+_ELEMENT = object()  # the tree's key for a list's elements (an object may have a key spelt "[]")
+
+
+def _tree(paths: frozenset[str], opaque: tuple[str, ...]) -> dict[Any, Any]:
+    """Known field paths as nested dicts (`_ELEMENT` is a list's element); an opaque subtree is None."""
+    root: dict[Any, Any] = {}
     for path, leaf in [(p, {}) for p in paths] + [(p, None) for p in opaque]:
         node = root
-        parts = path.replace("[]", ".[]").split(".")
+        parts: list[Any] = [_ELEMENT if part == "[]" else part for part in path.replace("[]", ".[]").split(".")]
         for part in parts[:-1]:
             node = node.setdefault(part, {})
         node[parts[-1]] = leaf if leaf is None else node.get(parts[-1], leaf)
@@ -360,7 +363,7 @@ def _collect_unknown(value: Any, node: dict[str, Any], prefix: str, found: list[
             elif known is not None and isinstance(child, (dict, list)):
                 _collect_unknown(child, known, f"{prefix}.{key}" if prefix else str(key), found)
     elif isinstance(value, list):
-        element = node.get("[]", {})
+        element = node.get(_ELEMENT, {})
         if element is not None:
             for child in value:
                 if isinstance(child, (dict, list)):
