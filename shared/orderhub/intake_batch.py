@@ -45,7 +45,8 @@ def attributes(channel: str) -> dict[str, Any]:
 
 def entry_bytes(message: IntakeMessage) -> int:
     """What one entry counts towards the size limit of a call: the body and the attribute."""
-    return len(message.sqs_body(MAX_MESSAGE_BYTES).encode()) + len("channel") + len("String") + len(message.channel.encode())
+    body = message.sqs_body(MAX_MESSAGE_BYTES)
+    return len(body.encode()) + len("channel") + len("String") + len(message.channel.encode())
 
 
 class IntakeBatchSender:

@@ -14,7 +14,7 @@ Codes a channel's table does not know (gaps) and payload fields its schema does 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
@@ -58,8 +58,10 @@ class MappingOutcome:
 
 def map_message(message: IntakeMessage, store: OrderStore, clock: Clock,
                 rules_for: RulesSource | None = None, health: HealthRecorder | None = None) -> list[MappingOutcome]:
-    events = message.events
-    if events is None:  # not parsed at the edge: a replay, a pulled order, an imported row
+    events: Sequence[OrderEvent]
+    if message.events is not None:
+        events = message.events
+    else:  # not parsed at the edge: a replay, a pulled order, an imported row
         channel = get_channel(message.channel)
         rules = rules_for(channel.name) if rules_for is not None else NO_RULES
         events = channel.parse(message.body, message.headers, rules)

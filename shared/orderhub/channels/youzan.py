@@ -339,14 +339,14 @@ def _tree(paths: frozenset[str], opaque: tuple[str, ...]) -> dict[Any, Any]:
     return root
 
 
-def _unknown_paths(value: Any, node: dict[str, Any], prefix: str) -> list[str]:
+def _unknown_paths(value: Any, node: dict[Any, Any], prefix: str) -> list[str]:
     """The topmost payload paths the tree does not know (the same answer as `Channel.prepare`)."""
     found: list[str] = []
     _collect_unknown(value, node, prefix, found)
     return found
 
 
-def _collect_unknown(value: Any, node: dict[str, Any], prefix: str, found: list[str]) -> None:
+def _collect_unknown(value: Any, node: dict[Any, Any], prefix: str, found: list[str]) -> None:
     if isinstance(value, dict):
         if value.keys() <= node.keys():  # every key known (told in C): only objects and lists to look into
             for key, child in value.items():
