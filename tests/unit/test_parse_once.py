@@ -196,3 +196,13 @@ def test_queued_events_in_any_order_with_duplicates_converge_to_the_parsed_bodie
         assert forwarded.orders[order_id].model_dump(exclude=HUB_BOOKKEEPING_FIELDS) == order.model_dump(
             exclude=HUB_BOOKKEEPING_FIELDS)
     assert forwarded.events.keys() == parsed.events.keys()
+
+
+def test_a_pulled_order_over_the_queue_limit_travels_compressed():
+    # No parsed events to leave out (pollers, imports, replays): the body is compressed straight away.
+    order = json.dumps({"tid": "1", "memo": "gift wrap, " * 30_000}).encode()
+    message = IntakeMessage.wrap("taobao", "2026-11-22T03:00:00.000+00:00", "poll:1", "", {}, order)
+    body = message.sqs_body(256 * 1024)
+    travelled = IntakeMessage.model_validate_json(body)
+    assert len(body.encode()) <= 256 * 1024 and travelled.body_zlib and travelled.events is None
+    assert travelled.body == order

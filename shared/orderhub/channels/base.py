@@ -75,11 +75,8 @@ class FieldRules:
     @classmethod
     def from_document(cls, document: Mapping[str, Any] | None) -> FieldRules:
         document = document or {}
-        return cls(
-            drop=tuple(document.get("drop", ())),
-            rename=dict(document.get("rename", {})),
-            ignore=tuple(document.get("ignore", ())),
-        )
+        return cls(drop=tuple(document.get("drop", ())), rename=dict(document.get("rename", {})),
+                   ignore=tuple(document.get("ignore", ())))
 
 
 NO_RULES = FieldRules()
@@ -120,9 +117,8 @@ class Channel:
     def authenticate(self, request: InboundRequest, settings: ChannelSettings, now: datetime) -> None:
         raise NotImplementedError
 
-    def parse(
-        self, body: bytes, received_headers: Mapping[str, str] | None = None, rules: FieldRules = NO_RULES
-    ) -> list[OrderEvent]:
+    def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
+              rules: FieldRules = NO_RULES) -> list[OrderEvent]:
         """Channel payload -> normalised events. Raises Malformed with what is wrong.
 
         Apply `rules` with `prepare` before reading any field, and put its drift list on

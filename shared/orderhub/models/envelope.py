@@ -40,10 +40,12 @@ class IntakeMessage(BaseModel):
         body = self.model_dump_json()
         if len(body) <= max_bytes // 4 or len(body.encode()) <= max_bytes:  # a character is at most 4 bytes
             return body
-        smaller = self.model_copy(update={"events": None})
-        body = smaller.model_dump_json()
-        if self.events is not None and len(body.encode()) <= max_bytes:
-            return body
+        smaller = self
+        if self.events is not None:
+            smaller = self.model_copy(update={"events": None})
+            body = smaller.model_dump_json()
+            if len(body.encode()) <= max_bytes:
+                return body
         if not self.body_zlib:
             packed = compress(self.body)
             body = smaller.model_copy(update={"body_b64": base64.b64encode(packed).decode("ascii"),
