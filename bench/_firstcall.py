@@ -188,7 +188,7 @@ def setup(name: str) -> tuple[Any, dict[str, Any]]:
         _patch_aws()
         handler = sys.modules["functions.dispatcher.handler"]
 
-        from orderhub.dispatch.delivery import HttpReply
+        from orderhub.outbound_http import HttpReply
 
         class _Transport:
             def post(self, url: str, body: bytes, headers: dict, timeouts: Any) -> HttpReply:

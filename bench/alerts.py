@@ -5,7 +5,7 @@
 The hub runs in this process (infra.local.inprocess: moto, the real handlers driven as Lambda
 drives them, AWS's clock virtual): dispatcher, notifier (its clock the virtual one, so windows are
 virtual minutes), hub_health and the alert digest every 5 virtual minutes, the robot stand-in
-(infra.robots) for the ops group. The WMS, ERP and CRM are all down for the whole storm: `--events`
+(infra.standins.robots) for the ops group. The WMS, ERP and CRM are all down for the whole storm: `--events`
 domain events are put on each subscriber's queue over 30 virtual minutes (as EventBridge would),
 each retried on the documented default backoff (30 s, 2, 10, 30 min; 5 attempts) and then parked,
 until about 10,000 delivery attempts have failed.

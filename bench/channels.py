@@ -7,7 +7,7 @@ platform's own recipe (the module's `client_request`), as API Gateway HTTP API v
 through functions.webhook_ingest.handler; then the intake messages it produced, in story order,
 in SQS batches of 10 through functions.status_mapper.handler on a fresh in-memory DynamoDB fake
 per round (so each round maps first sightings and repeats exactly as the stories have them).
-Pulled channels (taobao, jd, pdd): orders as the fake platform serves them (infra.fakes), as
+Pulled channels (taobao, jd, pdd): orders as the fake platform serves them (infra.standins.platforms), as
 the poller enqueues them, through the status mapper.
 
 Figures are CPU per webhook request / intake message (a Douyin push may carry several
@@ -48,7 +48,7 @@ ANCHOR_CHANNEL = "mall"
 
 def _push_requests(config, channel: str) -> list[tuple[str, dict[str, Any]]]:
     """(channel, API Gateway event) for every request of the channel's stories, in story order."""
-    from infra.traffic import load_channel_stories, signed_request
+    from infra.demo.traffic import load_channel_stories, signed_request
 
     out = []
     for story in load_channel_stories(channel):
@@ -61,7 +61,7 @@ def _push_requests(config, channel: str) -> list[tuple[str, dict[str, Any]]]:
 def _pull_messages(channel: str, count: int) -> list[str]:
     from datetime import UTC, datetime
 
-    from infra.fakes.platforms import generate_orders
+    from infra.standins.platforms import generate_orders
     from orderhub.models.envelope import IntakeMessage
 
     orders = generate_orders(channel, count, datetime(2026, 11, 20, tzinfo=UTC), seed=5)

@@ -2,7 +2,7 @@
 
     python -m bench.cost [--events 4000]
 
-Drives the real code over a realistic order mix (infra.traffic.synthetic_mall_events interleaved
+Drives the real code over a realistic order mix (infra.demo.traffic.synthetic_mall_events interleaved
 by event time, ~5 % resends) with recording fakes for every AWS client, then bills the calls:
 
 ours    HTTP API -> webhook_ingest (SendMessage) -> intake queue -> status_mapper, batches of 10
@@ -312,7 +312,7 @@ def setup_dispatcher(config) -> Any:
     apply_environment("dispatcher", config)
     dispatcher = importlib.import_module("functions.dispatcher.handler")
 
-    from orderhub.dispatch.delivery import HttpReply
+    from orderhub.outbound_http import HttpReply
 
     class _Ok:
         """Every receiver answers at once: a webhook with 200, a robot with errcode 0."""
@@ -326,7 +326,7 @@ def setup_dispatcher(config) -> Any:
 
 def _bill_ingest(bill, rec, handler, label: str, sends, secret: str) -> None:
     """HTTP API -> an ingest handler -> SendMessage, billed under `label` (ours and the anchor alike)."""
-    from infra.traffic import mall_headers
+    from infra.demo.traffic import mall_headers
 
     ctx = FakeLambdaContext(physical("webhook_ingest"), _mem("webhook_ingest"))
     with _Capture() as cap:
@@ -343,7 +343,7 @@ def _bill_ingest(bill, rec, handler, label: str, sends, secret: str) -> None:
 
 
 def run_ours(config, sends: list, dispatcher) -> FlowResult:
-    from infra.traffic import mall_secret
+    from infra.demo.traffic import mall_secret
     from orderhub.bus.publisher import EventBridgePublisher
     from orderhub.intake import IntakeQueue
     from orderhub.store.orders import DynamoOrderStore
@@ -412,7 +412,7 @@ def run_ours(config, sends: list, dispatcher) -> FlowResult:
 
 def run_anchor(config, sends: list, dispatcher) -> FlowResult:
     from bench.anchors import AnchorIngest, AnchorMapper
-    from infra.traffic import mall_secret
+    from infra.demo.traffic import mall_secret
 
     bill = Bill(events=len(sends))
     rec = Recorder()

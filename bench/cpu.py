@@ -12,7 +12,7 @@
 (c) for information: functions.event_publisher.handler on the orders-table stream records (b)
     produced, in batches of 100, PutEvents answered by a stub.
 
-The stream is infra.traffic.synthetic_mall_events interleaved by event time, with ~5 % resends.
+The stream is infra.demo.traffic.synthetic_mall_events interleaved by event time, with ~5 % resends.
 Figures: time.process_time after a warm-up, in chunks alternating ours/anchor; each chunk's best of the
 repeats, summed (the machine is shared: this drops chunks disturbed by other load).
 -> events/s per core and µs/event. Logger and EMF metrics stay on, written to /dev/null.
@@ -89,7 +89,7 @@ def _chunked(items: list[Any], size: int) -> list[list[Any]]:
 
 
 def signed_requests(config, count: int, seed: int = 11) -> list[dict[str, Any]]:
-    from infra.traffic import mall_headers, mall_secret
+    from infra.demo.traffic import mall_headers, mall_secret
 
     secret = mall_secret(config)
     return [apigw_v2_event(s.body, mall_headers(secret, s.body)) for s in realistic_stream(count, seed=seed)]

@@ -2,7 +2,7 @@
 
     python -m bench.dispatch [--events 3000] [--repeats 3]
 
-The receiver is infra.downstream's (it checks each push's signature, timestamp window and
+The receiver is infra.standins.downstream's (it checks each push's signature, timestamp window and
 Idempotency-Key as a subscriber should), started in a child process on a free port, so the
 receiving side does not share this interpreter. The events are real domain events: synthetic mall
 orders merged in memory by the hub's own code, each change turned into its EventBridge event as
@@ -52,7 +52,7 @@ from bench._support import (
 SUBSCRIBER = "wms"
 _RECEIVER = """
 import sys, time
-from infra.downstream import DownstreamReceiver
+from infra.standins.downstream import DownstreamReceiver
 receiver = DownstreamReceiver({{"/wms/orderhub-events": {secret!r}}}).start()
 print(receiver.port, flush=True)
 for line in sys.stdin:
@@ -66,7 +66,7 @@ for line in sys.stdin:
 
 
 class Receiver:
-    """infra.downstream's receiver in a child process; asked for its counts over stdin."""
+    """infra.standins.downstream's receiver in a child process; asked for its counts over stdin."""
 
     def __init__(self, secret: str) -> None:
         env_path = f"{REPO / 'shared'}:{REPO}"
@@ -97,7 +97,7 @@ class Receiver:
 
 def domain_events(count: int) -> list[dict[str, Any]]:
     """`count` bus events of real order changes (the hub's merge of synthetic mall traffic)."""
-    from infra.traffic import synthetic_mall_events
+    from infra.demo.traffic import synthetic_mall_events
     from orderhub.bus.domain_events import events_for_change
     from orderhub.channels import get_channel
     from orderhub.clock import SystemClock

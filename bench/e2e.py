@@ -7,7 +7,7 @@ moto is the bottleneck (one process, one GIL, SQS receive scans the whole queue)
 
 The runtime (infra.local.runtime.LocalRuntime: moto server, HTTP API, pollers, one worker process
 per function) runs in a child process (bench._e2e_child); this process sends, receives the
-subscriber pushes (infra.downstream's receiver, on a free port, the config re-pointed at it) and
+subscriber pushes (infra.standins.downstream's receiver, on a free port, the config re-pointed at it) and
 checks the result in the runtime's DynamoDB over boto3.
 
 Figures:
@@ -120,7 +120,7 @@ def _clients(info: dict) -> dict[str, Any]:
 
 def send_all(api_url: str, secret: str, sends: list, threads: int) -> tuple[float, float, Counter]:
     """POST every send (in stream order, `threads` at a time). (first send, last reply, statuses)."""
-    from infra.traffic import mall_headers
+    from infra.demo.traffic import mall_headers
 
     work: queue.Queue = queue.Queue()
     for s in sends:
@@ -577,8 +577,8 @@ def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads
 def run(events: int = 2000, threads: int = 4) -> list[Figure]:
     import logging
 
-    from infra.downstream import by_subscriber, receiver_for
-    from infra.traffic import mall_secret
+    from infra.demo.traffic import mall_secret
+    from infra.standins.downstream import by_subscriber, receiver_for
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     receiver, config, paths = receiver_for(hub_config())

@@ -2,7 +2,7 @@
 
     python -m bench.poller [--orders 10000] [--repeats 3] [--channels taobao,jd,pdd]
 
-Per channel (Taobao, JD, Pinduoduo): the fake platform (infra.fakes: it checks signatures,
+Per channel (Taobao, JD, Pinduoduo): the fake platform (infra.standins.platforms: it checks signatures,
 tokens and timestamps as the platform does) is started on a local port and loaded with
 `--orders` orders of one shop, all modified within 30 minutes that end 5 minutes ago (one poll
 stretch). Then, alternately, `--repeats` times each:
@@ -75,8 +75,7 @@ class Run:
 
 def _orders(channel: str, count: int, start: datetime, seed: int) -> list[dict[str, Any]]:
     """`count` generated orders, each modified at a whole second within (start, start + SPAN]."""
-    from infra.fakes import generate_orders
-    from infra.fakes.orders import ts
+    from infra.standins.platform_orders import generate_orders, ts
 
     key = "updated_at" if channel == "pdd" else "modified"
     rng = random.Random(f"bench.poller:{channel}:{seed}")  # noqa: S311 - fake data
@@ -87,7 +86,7 @@ def _orders(channel: str, count: int, start: datetime, seed: int) -> list[dict[s
 
 
 def _distinct(channel: str, raw: list[bytes]) -> int:
-    from infra.fakes.orders import order_id_of
+    from infra.standins.platform_orders import order_id_of
 
     return len({order_id_of(channel, json.loads(doc)) for doc in raw})
 
@@ -130,7 +129,7 @@ def page_through_once(channel: str, client: Any, shop: Any, start: datetime, end
 
 
 def measure(channel: str, count: int, repeats: int) -> tuple[list[Run], list[Run], datetime]:
-    from infra.fakes import DEFAULT_SESSION, DEFAULT_SHOP, fake_for
+    from infra.standins.platforms import DEFAULT_SESSION, DEFAULT_SHOP, fake_for
     from orderhub.pull import client_class
     from orderhub.pull.base import Shop
     from orderhub.pull.windows import whole_seconds

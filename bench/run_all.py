@@ -99,7 +99,7 @@ mall webhooks (SQS stubbed; configuration read through the hub's real path: Powe
 parameters with its cache, the providers on fake SSM/Secrets Manager clients); (b)
 `status_mapper.lambda_handler` on SQS batches of 10 of exactly what (a) enqueued, the store on an
 in-memory DynamoDB fake with real conditional semantics; (c) `event_publisher` on the stream
-records (b) produced (information). Stream: `infra.traffic.synthetic_mall_events` interleaved by
+records (b) produced (information). Stream: `infra.demo.traffic.synthetic_mall_events` interleaved by
 event time plus ~5 % resends. Logger and EMF output stay on and go to /dev/null. Measured in
 chunks alternating ours/anchor; each chunk's best of the repeats, summed (drops chunks another
 process disturbed). ANCHORS (`bench/anchors.py`): the same domain work, same payloads, same
@@ -139,7 +139,7 @@ through status_mapper. ANCHOR: the `mall` channel in the same run. GOAL: >= 5,00
 for each channel, ingest and mapping.
 
 **bench.poller** - `orderhub.pull.poller.poll_shop` over real local HTTP against each fake
-platform (infra.fakes, started in this process: it checks signatures, tokens and timestamps as the
+platform (infra.standins.platforms, started in this process: it checks signatures, tokens and timestamps as the
 platform does), loaded with 10,000 orders of one shop modified within 30 minutes that end 5
 minutes ago. One run from a watermark at the start of the 30 minutes (fresh in-memory watermark
 store, the channel's real client with 100-order pages, the default `PollPolicy`: 10-minute overlap
@@ -153,7 +153,7 @@ No speed goal (information); GOAL: all 10,000 arrive in every run.
 
 **bench.e2e** - the `LocalRuntime` (moto server, HTTP API, pollers, one worker process per
 function) in a child process; this process sends signed webhooks over HTTP with 4 client
-threads (~5 % resends), runs the downstream receiver (`infra.downstream`) for the subscribers,
+threads (~5 % resends), runs the downstream receiver (`infra.standins.downstream`) for the subscribers,
 then checks DynamoDB over boto3: lost = distinct events without their log entry (plus missing
 orders), duplicates applied = order versions beyond the log entries that changed the order,
 final statuses vs an in-memory reference run of the same events, and the receiver's duplicate
@@ -170,7 +170,7 @@ GOAL: e2e time (first send -> runtime idle) <= 1.5 x floor.
 **bench.dispatch** - `functions.dispatcher.handler.lambda_handler` on SQS batches of 10 real domain
 events (synthetic mall orders merged by the hub's own code; SQS answered in-process, configuration
 through Powertools parameters on fake SSM/Secrets Manager), pushing over loopback HTTP to
-`infra.downstream`'s receiver in a child process (signature, timestamp window and Idempotency-Key
+`infra.standins.downstream`'s receiver in a child process (signature, timestamp window and Idempotency-Key
 checked). ANCHOR: the same events signed the same way, sent by a loop of `urllib.request.urlopen`
 (a connection per push). FLOOR: pre-signed bodies POSTed with `http.client`, no handler. Best wall
 time of the repeats; the receiver must get every event exactly once with a valid signature. No goal
@@ -181,7 +181,7 @@ queues over 30 virtual minutes and fail every attempt on the default backoff (30
 5 attempts, then the DLQ): about 10,000 failed deliveries. The hub runs in-process
 (`infra.local.inprocess`: moto, the real dispatcher, notifier and hub_health driven as Lambda drives
 them, AWS's clock and the notifier's clock virtual, hub health and the alert digest every 5 minutes),
-the ops group's robot is `infra.robots`' stand-in. Counted: the robot's messages per problem (one
+the ops group's robot is `infra.standins.robots`' stand-in. Counted: the robot's messages per problem (one
 per subscriber) per 5-minute window. ANCHOR: one alert per failed delivery. GOAL: <= 1 alert per
 subscriber per window.
 """

@@ -13,7 +13,8 @@ from typing import Any
 from orderhub import settings
 from orderhub.aws import client
 from orderhub.dispatch.alerting import SUBSCRIBER_QUEUE_PREFIX, DeliveryAlerts
-from orderhub.dispatch.delivery import HttpTransport, SubscriberEndpoint, backoff_delay, deliver
+from orderhub.dispatch.delivery import SubscriberEndpoint, backoff_delay, deliver
+from orderhub.outbound_http import HttpTransport
 from orderhub.observability import lambda_entry, logger, metrics
 
 # A subscriber outage fails every record of a batch; that is reported per message (each already

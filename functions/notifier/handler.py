@@ -18,7 +18,7 @@ from orderhub import settings
 from orderhub.alerts import Alert
 from orderhub.alerts.notifier import AlertSettings, Notifier, SnsAlarmTopic
 from orderhub.clock import SystemClock
-from orderhub.dispatch.delivery import HttpTransport
+from orderhub.outbound_http import HttpTransport
 from orderhub.observability import lambda_entry, logger, metrics
 from orderhub.store.alerts import DynamoAlertStore
 

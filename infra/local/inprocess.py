@@ -183,7 +183,7 @@ class LambdaService:
 
     def redrive_dead_letters(self) -> dict[str, int]:
         """What an operator does once the cause is gone: `orderhub dlq redrive` of every non-empty DLQ."""
-        from infra.cli_dlq import redrive
+        from infra.cli.dlq import redrive
 
         moved = {}
         for name, depth in self.backlog(include_dead_letters=True).items():
@@ -226,12 +226,12 @@ class InProcessHub:
     config: Any
     topology: Topology
     res: Provisioned
-    receiver: Any  # infra.downstream.DownstreamReceiver, for the webhook subscribers
-    inboxes: dict[str, Any]  # subscriber -> infra.downstream.Inbox
+    receiver: Any  # infra.standins.downstream.DownstreamReceiver, for the webhook subscribers
+    inboxes: dict[str, Any]  # subscriber -> infra.standins.downstream.Inbox
     paths: dict[str, str]
     clock: VirtualClock
     faults: Faults
-    robots: Any  # infra.robots.RobotServer, on the virtual clock
+    robots: Any  # infra.standins.robots.RobotServer, on the virtual clock
 
     def service(self, exclude: tuple[str, ...] = ()) -> LambdaService:
         return LambdaService(self.topology, self.res, self.faults, exclude=exclude)
@@ -254,8 +254,8 @@ def inprocess_hub(config: Any) -> Iterator[InProcessHub]:
     """The hub of `config`, in this process, for the duration of the block (environment restored after)."""
     from moto import mock_aws
 
-    from infra.downstream import by_subscriber, receiver_for
-    from infra.robots import robots_for
+    from infra.standins.downstream import by_subscriber, receiver_for
+    from infra.standins.robots import robots_for
     from infra.topology import build_topology
 
     saved = dict(os.environ)

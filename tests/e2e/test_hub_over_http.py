@@ -8,9 +8,9 @@ import pytest
 from json_http import http
 
 from infra.config import load_config
-from infra.downstream import by_subscriber, receiver_for
+from infra.demo.traffic import encode, load_stories, mall_headers, mall_secret
 from infra.local.clock import ManualClock
-from infra.traffic import encode, load_stories, mall_headers, mall_secret
+from infra.standins.downstream import by_subscriber, receiver_for
 
 pytestmark = pytest.mark.e2e
 

@@ -19,8 +19,8 @@ import pytest
 from moto import mock_aws
 
 from infra.config import load_config
-from infra.downstream import by_subscriber, receiver_for
 from infra.local.resources import function_environment, provision
+from infra.standins.downstream import by_subscriber, receiver_for
 from infra.topology import build_topology
 
 REGION = "ap-southeast-1"

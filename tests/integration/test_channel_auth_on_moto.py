@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.traffic import ChannelRequest, load_channel_stories, signed_request
+from infra.demo.traffic import ChannelRequest, load_channel_stories, signed_request
 from orderhub.channels import get_channel
 
 PUSH_CHANNELS = ["mall", "douyin", "youzan", "shopify", "woocommerce", "kuaidi100", "wms"]

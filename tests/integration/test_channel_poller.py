@@ -22,11 +22,11 @@ import pytest
 from moto import mock_aws
 
 from infra.config import load_config
-from infra.downstream import by_subscriber, receiver_for
-from infra.fakes import FakePlatform, generate_orders
-from infra.fakes.orders import modified_of, order_id_of, ts
-from infra.local.platforms import embedded_platforms, stop_platforms
 from infra.local.resources import provision
+from infra.standins.downstream import by_subscriber, receiver_for
+from infra.standins.embedded import embedded_platforms, stop_platforms
+from infra.standins.platform_orders import generate_orders, modified_of, order_id_of, ts
+from infra.standins.platforms import FakePlatform
 from infra.topology import PULL_CHANNELS, build_topology
 from orderhub.lifecycle.machine import hub_order_id
 from orderhub.models.envelope import IntakeMessage

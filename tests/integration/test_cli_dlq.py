@@ -11,7 +11,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from infra.cli import main
+from infra.cli.main import main
 from infra.config import DEFAULT_CONFIG_PATH, load_config
 from infra.local.runtime import LocalRuntime
 

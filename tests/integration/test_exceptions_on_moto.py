@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from infra.cli import main as cli
-from infra.traffic import encode, mall_headers, mall_secret
+from infra.cli.main import main as cli
+from infra.demo.traffic import encode, mall_headers, mall_secret
 
 START = (datetime.now(UTC) - timedelta(minutes=10)).replace(second=0, microsecond=0)
 

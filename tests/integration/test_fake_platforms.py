@@ -14,8 +14,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from infra.fakes import DEFAULT_SESSION, DEFAULT_SHOP, fake_for, generate_orders
-from infra.fakes.orders import modified_of, order_id_of
+from infra.standins.platform_orders import generate_orders, modified_of, order_id_of
+from infra.standins.platforms import DEFAULT_SESSION, DEFAULT_SHOP, fake_for
 from orderhub.channels import get_channel
 from orderhub.pull import client_class
 from orderhub.pull import jd as jd_client

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.cli import main
-from infra.replay import Selection, plan_replay, select_entries, send_plan
+from infra.cli.main import main
+from infra.cli.replay import Selection, plan_replay, select_entries, send_plan
 from orderhub.clock import utc_iso
 from orderhub.imports import ENQUEUED, REJECTED, run_import
 from orderhub.intake_batch import IntakeBatchSender

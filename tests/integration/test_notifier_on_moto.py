@@ -15,7 +15,7 @@ from moto import mock_aws
 from unit.alert_interleavings import told_in
 from unit.test_alerts_throttle import INTERLEAVINGS, play_interleaving
 
-from infra.robots import robots_for
+from infra.standins.robots import robots_for
 from infra.topology import build_topology
 from orderhub.alerts import Alert, send_alerts
 from orderhub.store.alerts import CLAIM_LEASE_S, Due, DynamoAlertStore, Occurrence

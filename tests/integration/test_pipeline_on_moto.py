@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infra.traffic import encode, load_stories, mall_headers, mall_secret
+from infra.demo.traffic import encode, load_stories, mall_headers, mall_secret
 
 
 def body_json(reply: dict):

@@ -9,9 +9,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from infra.config import load_config
-from infra.robots import RobotServer, robots_for
+from infra.standins.robots import RobotServer, robots_for
 from orderhub.alerts.robots import robot_outcome, robot_request
-from orderhub.dispatch.delivery import HttpTransport, Timeouts
+from orderhub.outbound_http import HttpTransport, Timeouts
 
 TIMEOUTS = Timeouts(2, 5)
 

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from infra.cli_dlq import peek
+from infra.cli.dlq import peek
+from infra.demo.traffic import encode, mall_headers, mall_secret, synthetic_mall_events
 from infra.local.inprocess import REPO, LambdaService, client
 from infra.local.simulated_aws import atomic_conditional_writes
-from infra.traffic import encode, mall_headers, mall_secret, synthetic_mall_events
 from orderhub.lifecycle.machine import hub_order_id
 from reliability.checker import TALLIES, Tally, check_deliveries, check_mall_history, matches, outbox_events
 

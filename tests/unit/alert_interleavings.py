@@ -19,7 +19,7 @@ from infra.topology import NOTIFIER_TIMEOUT_S
 from orderhub.alerts import Alert
 from orderhub.alerts.notifier import AlertNotDelivered, AlertSettings, Destination, Notifier
 from orderhub.clock import FixedClock
-from orderhub.dispatch.delivery import HttpReply
+from orderhub.outbound_http import HttpReply
 
 T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
 WINDOW_S = 300

@@ -14,7 +14,7 @@ from orderhub.alerts import Alert, merge_alerts
 from orderhub.alerts.notifier import AlertNotDelivered, AlertSettings, Notifier
 from orderhub.alerts.robots import dingtalk_sign
 from orderhub.clock import FixedClock, utc_iso
-from orderhub.dispatch.delivery import HttpReply
+from orderhub.outbound_http import HttpReply
 from orderhub.store.alerts import MemoryAlertStore
 
 OK = b'{"errcode":0,"errmsg":"ok"}'

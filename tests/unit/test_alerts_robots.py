@@ -20,7 +20,7 @@ from orderhub.alerts.robots import (
     robot_request,
     truncate_utf8,
 )
-from orderhub.dispatch.delivery import HttpReply
+from orderhub.outbound_http import HttpReply
 
 WECOM_HOOK = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
 DING_HOOK = "https://oapi.dingtalk.com/robot/send?access_token=0c23deadbeef"

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.fakes.orders import Line, Receiver, jd_order
+from infra.standins.platform_orders import Line, Receiver, jd_order
 from orderhub.channels.base import ChannelSettings, FieldRules, InboundRequest, Malformed, Unauthorized
 from orderhub.channels.jd import CHANNEL, PAID_ONLY_IN, STATUS_MAP
 from orderhub.lifecycle.machine import HUB_BOOKKEEPING_FIELDS, apply_event

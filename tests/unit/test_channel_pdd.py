@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.fakes.orders import Line, Receiver, pdd_order
-from infra.fakes.platforms import encode
+from infra.standins.platform_orders import Line, Receiver, pdd_order
+from infra.standins.platforms import encode
 from orderhub.channels.base import ChannelSettings, FieldRules, InboundRequest, Malformed, Unauthorized
 from orderhub.channels.pdd import (
     AFTER_SALES_MAP,

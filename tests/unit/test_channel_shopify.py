@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.traffic import ChannelStory, load_channel_stories
+from infra.demo.traffic import ChannelStory, load_channel_stories
 from orderhub.channels.base import ChannelSettings, FieldRules, InboundRequest, Malformed, Unauthorized
 from orderhub.channels.shopify import CHANNEL, client_request, sign
 from orderhub.channels.shopify_normalise import (

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.fakes.orders import Line, Receiver, taobao_trade
+from infra.standins.platform_orders import Line, Receiver, taobao_trade
 from orderhub.channels.base import ChannelSettings, FieldRules, InboundRequest, Malformed, Unauthorized
 from orderhub.channels.taobao import CHANNEL, REFUND_MAP, STATUS_MAP, STEP_MAP
 from orderhub.lifecycle.machine import HUB_BOOKKEEPING_FIELDS, apply_event

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.traffic import load_channel_stories
+from infra.demo.traffic import load_channel_stories
 from orderhub.channels import get_channel
 from orderhub.channels.base import ChannelSettings, FieldRules, InboundRequest, Malformed, TooLarge, Unauthorized
 from orderhub.channels.wms import CHANNEL, EVENT_TYPES, client_request

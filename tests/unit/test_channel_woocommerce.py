@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.traffic import ChannelStory, load_channel_stories
+from infra.demo.traffic import ChannelStory, load_channel_stories
 from orderhub.channels.base import ChannelSettings, FieldRules, InboundRequest, Malformed, Unauthorized
 from orderhub.channels.woocommerce import CHANNEL, MERCHANT_HOLD, STATUS, TOPICS, client_request, sign
 from orderhub.lifecycle.machine import HUB_BOOKKEEPING_FIELDS, apply_event

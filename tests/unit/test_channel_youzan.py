@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.traffic import load_channel_stories
+from infra.demo.traffic import load_channel_stories
 from orderhub.channels.base import (
     NO_RULES,
     Channel,

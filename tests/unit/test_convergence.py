@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from unit.mall_events import T0, created, mall_event, paid, refunded, shipped
 
-from infra.traffic import load_stories
+from infra.demo.traffic import load_stories
 from orderhub.channels.mall import CHANNEL
 from orderhub.clock import FixedClock
 from orderhub.lifecycle.machine import HUB_BOOKKEEPING_FIELDS, apply_event

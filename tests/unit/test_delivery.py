@@ -9,7 +9,8 @@ import random
 
 import pytest
 
-from orderhub.dispatch.delivery import HttpReply, SubscriberEndpoint, attempt_delivery, backoff_delay, signature
+from orderhub.dispatch.delivery import SubscriberEndpoint, attempt_delivery, backoff_delay, signature
+from orderhub.outbound_http import HttpReply
 
 BUS_EVENT = {"id": "eb-1", "detail-type": "OrderStatusChanged", "source": "orderhub.orders",
              "time": "2026-11-22T01:00:00Z", "detail": {"event_id": "abc123", "status": "PAID"}}

@@ -9,9 +9,10 @@ import pytest
 
 from orderhub.alerts import Alert, merge_alerts
 from orderhub.dispatch.alerting import DeliveryAlerts
-from orderhub.dispatch.delivery import DeliveryResult, HttpReply, SubscriberEndpoint, deliver
+from orderhub.dispatch.delivery import SubscriberEndpoint, deliver
 from orderhub.dispatch.robot_messages import render_order_change
 from orderhub.money import format_minor
+from orderhub.outbound_http import DeliveryResult, HttpReply
 
 REFUND_REQUESTED = {
     "detail-type": "OrderUpdated", "source": "orderhub.orders", "time": "2026-11-19T02:31:00Z",

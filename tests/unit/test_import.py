@@ -15,8 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.replay import plan_replay, replay_of, send_plan
-from infra.reports import drift_report, gaps_report, rule_covering
+from infra.cli.replay import plan_replay, replay_of, send_plan
+from infra.cli.reports import drift_report, gaps_report, rule_covering
 from orderhub.channels import get_channel
 from orderhub.channels.base import FieldRules, InboundRequest, Malformed, Unauthorized
 from orderhub.channels.file_import import CHANNEL, COLUMNS, STATUS_MAP, client_request, message_body

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from infra.traffic import EVENTS_DIR
+from infra.demo.traffic import EVENTS_DIR
 from orderhub.channels.taobao import CHANNEL
 from orderhub.lifecycle.machine import apply_event
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra.traffic import load_channel_stories, signed_request
+from infra.demo.traffic import load_channel_stories, signed_request
 from orderhub.channels import get_channel
 from orderhub.channels.base import NO_RULES, ChannelSettings, FieldRules, InboundRequest
 from orderhub.channels.shopify import client_request as shopify_request

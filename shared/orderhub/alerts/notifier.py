@@ -32,7 +32,7 @@ from orderhub.alerts import Alert
 from orderhub.alerts.message import SNS_MESSAGE_MAX_BYTES, Told, render
 from orderhub.alerts.robots import robot_outcome, robot_request, truncate_utf8
 from orderhub.clock import Clock, utc_iso
-from orderhub.dispatch.delivery import DeliveryResult, Timeouts, Transport
+from orderhub.outbound_http import DeliveryResult, Timeouts, Transport
 from orderhub.store.alerts import AlertStore, Occurrence, Prior
 
 SNS = "sns"

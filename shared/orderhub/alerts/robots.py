@@ -35,7 +35,7 @@ import hmac
 import json
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from orderhub.dispatch.delivery import DeliveryResult, HttpReply
+from orderhub.outbound_http import DeliveryResult, HttpReply
 
 WECOM = "wecom"
 DINGTALK = "dingtalk"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orderhub.alerts import Alert, send_alerts
-from orderhub.dispatch.delivery import DeliveryResult
+from orderhub.outbound_http import DeliveryResult
 
 SUBSCRIBER_QUEUE_PREFIX = "sub-"
 

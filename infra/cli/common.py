@@ -32,3 +32,12 @@ def physical(config: Any, name: str) -> str:
     from infra.topology import build_topology
 
     return build_topology(config.topology_subscribers(), config.business_timezone).physical_name(config.stage, name)
+
+
+def intake_sender(args: argparse.Namespace, config: Any) -> Any:
+    """Batches of intake messages to the stage's intake queue (import and replay feed the pipeline with it)."""
+    from infra.topology import INTAKE_QUEUE
+    from orderhub.intake_batch import IntakeBatchSender
+
+    sqs = aws_client(args, "sqs")
+    return IntakeBatchSender(sqs.get_queue_url(QueueName=physical(config, INTAKE_QUEUE))["QueueUrl"], sqs)

@@ -1,7 +1,7 @@
 """The embedded platforms: local Taobao, JD and Pinduoduo for the pulled channels.
 
 Locally there is no Taobao to pull from, as there is no AWS: a pulled channel configured
-without `options.base_url` gets a fake platform server (infra/fakes) that signs and checks
+without `options.base_url` gets a fake platform server (infra/standins/platforms.py) that signs and checks
 requests exactly as the platform does, and the configuration handed to the hub points at it.
 With a `base_url` (a real gateway, or your own sandbox) nothing is started.
 """
@@ -21,8 +21,8 @@ def embedded_platforms(config: HubConfig, seed_orders: int = 0,
 
     `seed_orders` > 0 loads each with that many generated orders modified during the last day.
     """
-    from infra.fakes import DEFAULT_SESSION, DEFAULT_SHOP, fake_for
-    from infra.fakes.orders import generate_orders
+    from infra.standins.platform_orders import generate_orders
+    from infra.standins.platforms import DEFAULT_SESSION, DEFAULT_SHOP, fake_for
 
     fakes: dict[str, Any] = {}
     channels = dict(config.channels)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from infra.cli_common import aws_client, aws_options, physical, stage_config
+from infra.cli.common import aws_client, aws_options, physical, stage_config
 
 EXCEPTION_TYPES = ("payment", "logistics", "product", "risk")
 
@@ -54,7 +54,7 @@ def _exceptions_list(args: argparse.Namespace) -> int:
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from infra.reports import table
+    from infra.cli.reports import table
     from orderhub.clock import SystemClock
     from orderhub.exceptions.handling import ListQuery, list_exceptions
 

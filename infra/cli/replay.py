@@ -26,7 +26,9 @@ several orders, or a multi-event webhook) are sent once.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,12 +36,51 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from infra.cli.common import aws_client, aws_options, intake_sender, physical, stage_config
 from orderhub.channels import UnknownChannel, get_channel
 from orderhub.clock import utc_iso
 from orderhub.imports import send_messages
 from orderhub.intake_batch import BatchSender
 from orderhub.models.envelope import IntakeMessage
 from orderhub.store.orders import WAYBILL_PREFIX, EventLogEntry, entry_from_item
+
+
+def register(sub: Any) -> None:
+    rep = sub.add_parser("replay", help="re-feed logged channel requests to the status mapper (idempotent)")
+    rep.add_argument("--channel", help="entries reported by this channel module (a Scan of the event log)")
+    rep.add_argument("--order", help="entries of this hub order id (a Query)")
+    rep.add_argument("--since", help="received at or after (ISO; without offset: business time zone)")
+    rep.add_argument("--until", help="received before (ISO; without offset: business time zone)")
+    rep.add_argument("--outcome", help="only entries logged with this outcome, e.g. unmapped")
+    rep.add_argument("--dry-run", action="store_true", help="list what would be re-fed, send nothing")
+    aws_options(rep)
+    rep.set_defaults(func=_replay)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from infra.topology import ORDER_EVENTS_TABLE
+    from orderhub.clock import SystemClock
+
+    if not (args.channel or args.order):
+        print("replay needs --channel or --order", file=sys.stderr)
+        return 2
+    config = stage_config(args)
+    tz = config.business_timezone
+    selection = Selection(channel=args.channel, order_id=args.order, outcome=args.outcome,
+                          since=utc_bound(args.since, tz) if args.since else None,
+                          until=utc_bound(args.until, tz) if args.until else None)
+    if not args.order:
+        print("scanning the whole event log (billed per item read, whatever the filter keeps)…", file=sys.stderr)
+    entries = list(select_entries(aws_client(args, "dynamodb"), physical(config, ORDER_EVENTS_TABLE), selection))
+    plan = plan_replay(entries, SystemClock().now())
+    print(render_plan(plan))
+    if args.dry_run:
+        print(f"dry run: {len(plan.messages)} requests would be re-fed ({len(entries)} log entries)")
+        return 0
+    result = send_plan(plan, intake_sender(args, config))
+    print(f"re-fed {result.sent} of {result.planned} requests ({len(entries)} log entries)"
+          + (f"; {result.failure}" if result.failure else ""))
+    return 1 if result.failure else 0
 
 
 @dataclass(frozen=True)

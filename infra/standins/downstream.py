@@ -126,7 +126,7 @@ def _authentic(secret: str, headers: dict[str, str], body: bytes) -> bool:
 def receiver_for(config, host: str = "127.0.0.1", port: int = 0):
     """A receiver for every webhook subscriber of `config`, and the config re-pointed at it.
 
-    Robot subscribers (WeCom / DingTalk) are left as they are: infra.robots stands in for those.
+    Robot subscribers (WeCom / DingTalk) are left as they are: infra.standins.robots stands in for those.
     """
     webhooks = [s for s in config.subscribers if s.kind == "webhook"]
     paths = {sub.name: f"/{sub.name}/orderhub-events" for sub in webhooks}

@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from infra.fakes.orders import FORMAT, generate_orders, modified_of, order_id_of
+from infra.standins.platform_orders import FORMAT, generate_orders, modified_of, order_id_of
 from orderhub.pull import jd as jd_client
 from orderhub.pull import pdd as pdd_client
 from orderhub.pull import taobao as taobao_client

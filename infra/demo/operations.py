@@ -1,7 +1,7 @@
 """The demo's operations day: a subscriber outage ending in its DLQ, the alert, a clean redrive; exceptions
 raised by the SLA watchdog, handled by people, and escalated when their SLA passes.
 
-Runs on the demo's local runtime after the channel traffic (infra/demo.py), its scheduler on a manual
+Runs on the demo's local runtime after the channel traffic (infra/demo/day.py), its scheduler on a manual
 clock: moving the clock fires every scheduled run in between (hub health, SLA watch, alert digest,
 pulls), as EventBridge Scheduler would have.
 """
@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from infra.config import HubConfig
-from infra.traffic import encode, mall_headers, mall_secret, synthetic_mall_order
+from infra.demo.traffic import encode, mall_headers, mall_secret, synthetic_mall_order
 
 # The committed SLAs are 2 h (payment) and 72 h (the others); the demo shortens them so that
 # escalation is reached in a few dozen scheduled runs instead of hundreds.
@@ -34,11 +34,11 @@ def demo_config(config: HubConfig) -> HubConfig:
 
 def cli(argv: list[str], runtime: Any, config_path: str) -> tuple[int, str]:
     """`orderhub <argv>` against the runtime's embedded AWS: exit code and what it printed."""
-    from infra.cli import main
+    from infra.cli.commands import run
 
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
-        code = main([*argv, "--config", config_path, "--endpoint-url", runtime.endpoint_url])
+        code = run([*argv, "--config", config_path, "--endpoint-url", runtime.endpoint_url])
     return code, printed.getvalue()
 
 

@@ -18,12 +18,56 @@ as `unmapped` then applies them.
 
 from __future__ import annotations
 
+import argparse
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from itertools import groupby
+from typing import Any
 
+from infra.cli.common import aws_client, aws_options, physical, stage_config
 from orderhub.channels.base import NO_RULES, FieldRules
 from orderhub.store.health import DRIFT, GAP, HealthEntry
+
+
+def register(sub: Any) -> None:
+    for name, func, text in (("drift", _drift_report, "unknown payload fields per channel, and the rule covering each"),
+                             ("gaps", _gaps_report, "codes without a row in their channel's mapping table")):
+        group = sub.add_parser(name, help=text).add_subparsers(dest=f"{name}_command", required=True)
+        p = group.add_parser("report", help=text)
+        p.add_argument("--channel", help="one channel only")
+        aws_options(p)
+        p.set_defaults(func=func)
+
+
+def _health(args: argparse.Namespace, config: Any) -> list[HealthEntry]:
+    from infra.topology import CHANNEL_HEALTH_TABLE
+    from orderhub.store.health import ChannelHealth
+
+    store = ChannelHealth(aws_client(args, "dynamodb"), physical(config, CHANNEL_HEALTH_TABLE))
+    return store.entries(channel=args.channel)
+
+
+def _drift_report(args: argparse.Namespace) -> int:
+    import json
+
+    config = stage_config(args)
+    ssm = aws_client(args, "ssm")
+
+    def rules_for(channel: str) -> FieldRules:  # the configuration the mapper reads now
+        try:
+            document = json.loads(ssm.get_parameter(Name=f"{config.config_prefix}/channels/{channel}")
+                                  ["Parameter"]["Value"])
+        except ssm.exceptions.ParameterNotFound:
+            return NO_RULES
+        return FieldRules.from_document(document.get("field_rules"))
+
+    print(drift_report(_health(args, config), rules_for))
+    return 0
+
+
+def _gaps_report(args: argparse.Namespace) -> int:
+    print(gaps_report(_health(args, stage_config(args))))
+    return 0
 
 RulesSource = Callable[[str], FieldRules]
 

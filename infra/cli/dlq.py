@@ -11,7 +11,7 @@ import sys
 import time
 from typing import Any
 
-from infra.cli_common import aws_client, aws_options, stage_config
+from infra.cli.common import aws_client, aws_options, stage_config
 
 
 def register(sub: Any) -> None:

@@ -25,8 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from infra.config import REPO_ROOT, HubConfig, config_path, load_config
-from infra.downstream import by_subscriber, receiver_for
-from infra.traffic import (
+from infra.demo.traffic import (
     EVENTS_DIR,
     ChannelRequest,
     ChannelStory,
@@ -37,6 +36,7 @@ from infra.traffic import (
     mall_secret,
     signed_request,
 )
+from infra.standins.downstream import by_subscriber, receiver_for
 
 WMS_OUTAGE_PUSHES = 3
 SEED = 2026
@@ -123,7 +123,7 @@ def drift_sample(config: HubConfig) -> tuple[bytes, dict[str, str]]:
 
 def _shifted(value, delta: timedelta):
     """A platform document with every platform time ("yyyy-MM-dd HH:mm:ss", China time) moved by delta."""
-    from infra.fakes.orders import FORMAT
+    from infra.standins.platform_orders import FORMAT
 
     if isinstance(value, dict):
         return {k: _shifted(v, delta) for k, v in value.items()}
@@ -139,7 +139,7 @@ def _shifted(value, delta: timedelta):
 
 def load_platforms(platforms: dict, rng: random.Random) -> dict[str, list[dict]]:
     """Each fake platform gets the final snapshot of every story plus a generated day of orders."""
-    from infra.fakes.orders import generate_orders, modified_of
+    from infra.standins.platform_orders import generate_orders, modified_of
 
     stories: dict[str, list[dict]] = {}
     for name, fake in platforms.items():
@@ -206,11 +206,11 @@ def _matches(order: dict | None, expect: dict) -> bool:
 
 
 def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
-    from infra import demo_operations as operations
+    from infra.demo import operations
     from infra.local.clock import ManualClock
-    from infra.local.platforms import embedded_platforms, stop_platforms
     from infra.local.runtime import LocalRuntime
-    from infra.robots import robots_for
+    from infra.standins.embedded import embedded_platforms, stop_platforms
+    from infra.standins.robots import robots_for
     from orderhub.store.health import ChannelHealth
 
     receiver, config, paths = receiver_for(operations.demo_config(config))
@@ -420,7 +420,7 @@ def import_sample(config_path: Path) -> list[tuple[str, int, str]]:
     import contextlib
     import io
 
-    from infra.cli import main as cli
+    from infra.cli.commands import run as cli  # the operator commands, as an operator runs them
 
     runs = []
     for name in (IMPORT_WITH_ERRORS, IMPORT_FILE):
