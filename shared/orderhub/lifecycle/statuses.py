@@ -84,7 +84,8 @@ class AftersaleState(StrEnum):
     """One after-sale case (a return/refund/exchange request) in its own flow (ST-7)."""
 
     REQUESTED = "REQUESTED"
-    AWAITING_SECOND_APPROVAL = "AWAITING_SECOND_APPROVAL"  # large refunds: a second person approves
+    AWAITING_SECOND_APPROVAL = "AWAITING_SECOND_APPROVAL"  # the channel waits for the merchant's second consent
+    # (Douyin 待商家二次同意: goods back, refund to confirm); as the channel reports it, not enforced by the hub
     APPROVED = "APPROVED"  # refund or return agreed, nothing moved yet
     AWAITING_RETURN = "AWAITING_RETURN"  # buyer to send the goods back
     RETURN_SHIPPED = "RETURN_SHIPPED"

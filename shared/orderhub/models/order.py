@@ -41,7 +41,7 @@ class OrderLine(BaseModel):
 
 
 class Region(BaseModel):
-    """Where the order goes, coarse enough not to be personal data (routing, reports)."""
+    """Where the order goes (province, city), coarse enough not to be personal data; shown and published."""
 
     model_config = ConfigDict(frozen=True)
 
