@@ -80,13 +80,22 @@ def _refund_corrected():
     return [created(), paid(), shipped(), refunded(4, 100, 5000, "RF1"), refunded(5, 130, 6000, "RF1")]
 
 
-def _paid_twice():
-    # A payment callback re-sent as a new event a minute later: paid when it was first paid.
+def _paid_with_two_transactions():
+    # Payment reported twice with different transaction ids (two payments, or a channel that re-issued
+    # the id): the order is paid from the first report, and the later report's payment details win.
+    # Whether money came in twice is for a payment ledger keyed by transaction id, not for this merge.
     return [created(), paid(2, 1), paid(3, 2), shipped(4)]
 
 
+def _payment_callback_resent():
+    # The same payment (same transaction id) re-sent a minute later as a new event.
+    resent = mall_event(3, "order.paid", 2,
+                        payment={"transaction_id": "420002", "method": "wechat_pay", "amount": 25800})
+    return [created(), paid(2, 1), resent, shipped(4)]
+
+
 LIVES = [_fulfilled, _returned, _cancelled_after_payment, _cancelled_unpaid, _partially_refunded,
-         _waybill_corrected, _refund_corrected, _paid_twice]
+         _waybill_corrected, _refund_corrected, _paid_with_two_transactions, _payment_callback_resent]
 
 
 @st.composite
