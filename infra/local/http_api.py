@@ -10,6 +10,11 @@ What mirrors the service (so a handler that works here works behind API Gateway)
   Content-Type included, arrives base64-encoded with isBase64Encoded=true, as HTTP APIs do;
 - an event over Lambda's 6 MB synchronous payload limit is `413`; a function error is
   `500 {"message":"Internal Server Error"}`;
+- a body that cannot be read is `400` and the connection is closed: a Content-Length that is
+  not one plain decimal number (`-1`, `+5`, `1e3`, two different values), a body shorter than
+  its Content-Length, a chunked body that breaks off, or a client that stops sending for
+  `read_timeout_s` (the server never blocks on a client for ever); a Transfer-Encoding other
+  than chunked is `501`;
 - a reply without `statusCode` is taken as a 200 JSON body, as payload 2.0 specifies.
 """
 
@@ -25,8 +30,9 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, BinaryIO
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra.topology import Route
@@ -34,10 +40,20 @@ from infra.topology import Route
 log = logging.getLogger("orderhub.local.http")
 
 LAMBDA_SYNC_PAYLOAD_LIMIT = 6 * 1024 * 1024
+# A client that sends nothing for this long (mid-body, or idle on a kept connection) is dropped.
+READ_TIMEOUT_S = 30.0
 HEALTH_PATH = "/_local/health"
 _TEXT_TYPES = {"application/json", "application/xml", "application/javascript"}
 
 Invoke = Callable[[str, dict], Any]
+
+
+class UnreadableBody(Exception):
+    """The request's body cannot be read as framed: answered with `status` and the connection closed."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status, self.message = status, message
 
 
 class CompiledRoute:
@@ -68,12 +84,12 @@ class CompiledRoute:
 
 class HttpApi:
     def __init__(self, routes: tuple[Route, ...], invoke: Invoke, host: str, port: int,
-                 account_id: str = "123456789012") -> None:
+                 account_id: str = "123456789012", read_timeout_s: float = READ_TIMEOUT_S) -> None:
         self._routes = sorted((CompiledRoute(r) for r in routes), key=lambda r: r.rank, reverse=True)
         self._invoke = invoke
         self._account_id = account_id
         self._host = host
-        self._server = ThreadingHTTPServer((host, port), _make_handler(self))
+        self._server = ThreadingHTTPServer((host, port), _make_handler(self, read_timeout_s))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
         self.requests = 0
@@ -158,9 +174,10 @@ class HttpApi:
         return event
 
 
-def _make_handler(api: HttpApi) -> type[BaseHTTPRequestHandler]:
+def _make_handler(api: HttpApi, read_timeout_s: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections like they would with API GW
+        timeout = read_timeout_s  # a socket timeout on every read: a stalled client frees its thread
         # One write per response, sent at once: headers and body in separate small writes meet the
         # client's delayed ACK and cost ~40 ms a request.
         wbufsize = 1 << 16
@@ -177,11 +194,12 @@ def _make_handler(api: HttpApi) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
 
         def _dispatch(self, raw_path: str, raw_query: str) -> int:
-            length = int(self.headers.get("content-length") or 0)
-            if length > LAMBDA_SYNC_PAYLOAD_LIMIT:
-                self._drain(length)
-                return self._reply_json(413, {"message": "Request Entity Too Large"})
-            body = self.rfile.read(length) if length else b""
+            try:
+                body = read_body(self.headers, self.rfile)
+            except UnreadableBody as refused:
+                # The stream's framing is lost: nothing after it can be trusted, so the connection ends here.
+                return self._reply(refused.status, [("content-type", "application/json"), ("connection", "close")],
+                                   json.dumps({"message": refused.message}).encode(), None)
             if self.command == "GET" and raw_path == HEALTH_PATH:
                 return self._reply_json(200, {"status": "ok"})
             found = api.route(self.command, raw_path)
@@ -197,14 +215,6 @@ def _make_handler(api: HttpApi) -> type[BaseHTTPRequestHandler]:
             except Exception:  # already logged by the runtime; API Gateway answers 500
                 return self._reply_json(500, {"message": "Internal Server Error"})
             return self._reply(status, headers, payload, event["requestContext"]["requestId"])
-
-        def _drain(self, length: int) -> None:
-            # Read the oversized body so the client sees our 413 instead of a reset connection.
-            while length > 0:
-                chunk = self.rfile.read(min(length, 1 << 20))
-                if not chunk:
-                    break
-                length -= len(chunk)
 
         def _reply_json(self, status: int, body: dict) -> int:
             return self._reply(status, [("content-type", "application/json")], json.dumps(body).encode(), None)
@@ -225,6 +235,70 @@ def _make_handler(api: HttpApi) -> type[BaseHTTPRequestHandler]:
             log.debug(format, *args)
 
     return Handler
+
+
+def read_body(headers: Message, stream: BinaryIO) -> bytes:
+    """The request body as its headers frame it (RFC 9112 §6), or UnreadableBody."""
+    encodings = [e.strip().lower() for v in headers.get_all("transfer-encoding") or [] for e in v.split(",")]
+    lengths = [v.strip() for v in headers.get_all("content-length") or []]
+    if encodings:
+        if lengths:  # both: the classic request-smuggling shape; refuse rather than pick one
+            raise UnreadableBody(400, "Content-Length and Transfer-Encoding together")
+        if encodings != ["chunked"]:
+            raise UnreadableBody(501, "only the chunked transfer coding is supported")
+        return _read_chunked(stream)
+    if not lengths:
+        return b""  # a request without framing has no body
+    if len(set(lengths)) != 1 or not re.fullmatch(r"[0-9]{1,16}", lengths[0]):
+        raise UnreadableBody(400, "invalid Content-Length")
+    length = int(lengths[0])
+    if length > LAMBDA_SYNC_PAYLOAD_LIMIT:
+        _discard(stream, length)  # read it, so the client sees our 413 rather than a reset connection
+        raise UnreadableBody(413, "Request Entity Too Large")
+    return _read_exactly(stream, length)
+
+
+def _read_exactly(stream: BinaryIO, length: int) -> bytes:
+    try:
+        data = stream.read(length)
+    except TimeoutError:
+        raise UnreadableBody(400, "request body incomplete: the client stopped sending") from None
+    if len(data) < length:
+        raise UnreadableBody(400, "request body ended before its declared length")
+    return data
+
+
+def _discard(stream: BinaryIO, length: int) -> None:
+    while length > 0:
+        length -= len(_read_exactly(stream, min(length, 1 << 20)))
+
+
+def _read_chunked(stream: BinaryIO) -> bytes:
+    body = bytearray()
+    while True:
+        try:
+            size_line = stream.readline(1024)
+        except TimeoutError:
+            raise UnreadableBody(400, "request body incomplete: the client stopped sending") from None
+        size = size_line.split(b";", 1)[0].strip()
+        if not size_line.endswith(b"\n") or not re.fullmatch(rb"[0-9A-Fa-f]{1,8}", size):
+            raise UnreadableBody(400, "invalid chunked body")
+        if int(size, 16) == 0:
+            break
+        if len(body) + int(size, 16) > LAMBDA_SYNC_PAYLOAD_LIMIT:
+            raise UnreadableBody(413, "Request Entity Too Large")
+        body += _read_exactly(stream, int(size, 16))
+        if _read_exactly(stream, 2) != b"\r\n":
+            raise UnreadableBody(400, "invalid chunked body")
+    while True:  # trailer fields end with an empty line; they are not passed on
+        try:
+            line = stream.readline(8192)
+        except TimeoutError:
+            raise UnreadableBody(400, "request body incomplete: the client stopped sending") from None
+        if line in (b"\r\n", b"\n"):
+            return bytes(body)
+        if not line.endswith(b"\n"):
+            raise UnreadableBody(400, "invalid chunked body")
 
 
 def _to_http(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:

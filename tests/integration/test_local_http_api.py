@@ -1,16 +1,34 @@
-"""The local HTTP API: real HTTP in, API Gateway HTTP API payload 2.0 events out, replies mapped back."""
+"""The local HTTP API: real HTTP in, API Gateway HTTP API payload 2.0 events out, replies mapped back.
+
+The runtime here declares its own routes and stand-in functions (the hub's routes are the hub's
+business), runs on a manual clock (no schedule fires by itself), and has nothing else to invoke,
+so "no function was called" is a statement about the request alone.
+"""
 
 from __future__ import annotations
 
 import base64
 import http.client
 import json
+import socket
 from urllib.parse import urlsplit
 
 import pytest
 
 from infra.config import HubConfig
+from infra.local.clock import ManualClock
+from infra.local.http_api import HttpApi
 from infra.local.runtime import LocalRuntime
+from infra.topology import Function, Route, Topology
+
+ROUTES = (Route("POST", "/webhooks/{channel}", "webhook_ingest"), Route("GET", "/orders", "orders_api"),
+          Route("GET", "/orders/{order_id}", "orders_api"), Route("GET", "/orders/{order_id}/timeline", "orders_api"))
+TOPOLOGY = Topology(app="orderhub", tables=(), queues=(), buckets=(), buses=(), topics=(), rules=(),
+                    functions=(Function("webhook_ingest", "stand-in"), Function("orders_api", "stand-in")),
+                    routes=ROUTES, schedules=(), subscribers=())
+# A client socket never waits longer than this for the server's answer: a server that would block for
+# ever fails the test instead of hanging it.
+CLIENT_TIMEOUT_S = 60
 
 seen: list[dict] = []
 
@@ -35,14 +53,14 @@ def echo(event: dict, context) -> object:
 @pytest.fixture(scope="module")
 def api():
     config = HubConfig(stage="ithttp", ops_token="test-ops-token-0123456789")
-    with LocalRuntime(config, port=0, prewarm=False,
+    with LocalRuntime(config, port=0, clock=ManualClock(), topology=TOPOLOGY, prewarm=False,
                       handler_overrides={"webhook_ingest": echo, "orders_api": echo}) as runtime:
         yield runtime
 
 
 def call(api, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
     parts = urlsplit(api.api_url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=CLIENT_TIMEOUT_S)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         response = conn.getresponse()
@@ -126,6 +144,85 @@ def test_a_body_over_the_lambda_payload_limit_is_413(api):
                               headers={"Content-Type": "application/json"})
     assert status == 413 and json.loads(body) == {"message": "Request Entity Too Large"}
     assert sum(api.invocations.values()) == before
+
+
+def exchange(url: str, request: bytes, end_of_request: bool = True) -> tuple[int, dict, bytes]:
+    """Send raw bytes, half-close if asked (the server then sees the end of the body), read the whole answer."""
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=CLIENT_TIMEOUT_S) as sock:
+        sock.sendall(request)
+        if end_of_request:
+            sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            assert chunk, f"the server closed the connection without an answer: {received!r}"
+            received += chunk
+        head, rest = received.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+        while len(rest) < int(headers.get("content-length", 0)):
+            rest += sock.recv(65536)
+        return int(lines[0].split()[1]), headers, rest
+
+
+def post_head(*headers: str) -> bytes:
+    return ("POST /webhooks/mall HTTP/1.1\r\nHost: local\r\nContent-Type: application/json\r\n"
+            + "".join(f"{h}\r\n" for h in headers) + "\r\n").encode()
+
+
+@pytest.mark.parametrize("headers, body, status, reason", [
+    (["Content-Length: -1"], b"{}", 400, "invalid Content-Length"),
+    (["Content-Length: +2"], b"{}", 400, "invalid Content-Length"),
+    (["Content-Length: 2e0"], b"{}", 400, "invalid Content-Length"),
+    (["Content-Length: 0x2"], b"{}", 400, "invalid Content-Length"),
+    (["Content-Length: \u0662"], b"{}", 400, "invalid Content-Length"),  # an Arabic-Indic two
+    (["Content-Length: 2", "Content-Length: 3"], b"{}", 400, "invalid Content-Length"),
+    (["Content-Length: 99999999999999999999"], b"{}", 400, "invalid Content-Length"),
+    (["Content-Length: 10"], b'{"a":1}', 400, "request body ended before its declared length"),
+    (["Transfer-Encoding: chunked"], b"7\r\n{\"a\":", 400, "request body ended before its declared length"),
+    (["Transfer-Encoding: chunked"], b"zz\r\n{}\r\n0\r\n\r\n", 400, "invalid chunked body"),
+    (["Transfer-Encoding: chunked", "Content-Length: 2"], b"{}", 400,
+     "Content-Length and Transfer-Encoding together"),
+    (["Transfer-Encoding: gzip"], b"{}", 501, "only the chunked transfer coding is supported"),
+])
+def test_a_body_that_cannot_be_read_as_framed_is_a_400_and_calls_nothing(api, headers, body, status, reason):
+    # Given a request whose framing is broken, the client then ending its side (so a server waiting
+    # for more would wait for ever; the client's bounded timeout turns that into a failure)
+    before = sum(api.invocations.values())
+    # When it reaches the server
+    got, reply_headers, reply = exchange(api.api_url, post_head(*headers) + body)
+    # Then it is refused with the reason, the connection is closed, and no function ran
+    assert (got, json.loads(reply)) == (status, {"message": reason})
+    assert reply_headers["connection"] == "close"
+    assert sum(api.invocations.values()) == before
+
+
+def test_a_client_that_stops_sending_mid_body_gets_a_400_after_the_read_timeout():
+    # Given a server with a short read timeout, and a client that sends 3 of 10 bytes and then waits,
+    # its side still open
+    calls: list[dict] = []
+    server = HttpApi(ROUTES, lambda fn, event: calls.append(event), "127.0.0.1", 0, read_timeout_s=0.2)
+    server.start()
+    try:
+        # When the server stops waiting (its timeout, not the client's, ends the exchange)
+        status, headers, reply = exchange(server.url, post_head("Content-Length: 10") + b'{"a', end_of_request=False)
+    finally:
+        server.stop()
+    # Then the client has its 400 with the reason, the connection is closed, and nothing was invoked
+    assert (status, json.loads(reply)) == (400, {"message": "request body incomplete: the client stopped sending"})
+    assert headers["connection"] == "close" and calls == []
+
+
+def test_a_chunked_body_arrives_whole(api):
+    chunks = b"5\r\n{\"eve\r\n9;ext=1\r\nnt_id\":\"e\r\n3\r\n2\"}\r\n0\r\nX-Trailer: t\r\n\r\n"
+    status, _, _ = exchange(api.api_url, post_head("Transfer-Encoding: chunked") + chunks)
+    assert status == 200 and last_event()["body"] == '{"event_id":"e2"}'
+
+
+def test_a_post_without_content_length_has_no_body(api):
+    status, _, _ = exchange(api.api_url, post_head())
+    assert status == 200 and "body" not in last_event() and last_event()["isBase64Encoded"] is False
 
 
 def test_a_handler_error_is_a_500_and_is_counted(api):
