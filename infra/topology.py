@@ -70,6 +70,10 @@ INTAKE_QUEUE = "intake"
 IMPORTS_QUEUE = "imports"
 IMPORTS_PREFIX = "imports/"
 PULL_CHANNELS = ("taobao", "jd", "pdd")
+# Channels that push to the hub: each has its own route (`POST /webhooks/<channel>`), so each gets
+# its own throttle and any other name is API Gateway's 404 without invoking a function.
+WEBHOOK_CHANNELS = ("mall", "douyin", "youzan", "shopify", "woocommerce", "kuaidi100", "wms")
+WEBHOOK_PATH = "/webhooks/"
 PUBLISHER_FAILURES_QUEUE = "publisher-failures"
 BUS = "orderhub"
 DROPS_BUCKET = "drops"
@@ -90,6 +94,13 @@ NOTIFIER_TIMEOUT_S = 30
 WATCHDOG_TIMEOUT_S = 120
 IMPORTER_TIMEOUT_S = 120
 POLLER_TIMEOUT_S = 240
+
+
+def alarm_state_change_pattern(alarm_name_prefix: str) -> dict:
+    """EventBridge pattern (default bus) for this stage's alarms going off or clearing: the CDK stack
+    sends them to the alerts queue, and the notifier tells the robots (orderhub/alerts/alarms.py)."""
+    return {"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
+            "detail": {"alarmName": [{"prefix": alarm_name_prefix}], "state": {"value": ["ALARM", "OK"]}}}
 
 
 def _function_timeout_to_visibility(timeout_s: int) -> int:
@@ -326,7 +337,7 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
     ]
 
     routes = (
-        Route("POST", "/webhooks/{channel}", "webhook_ingest"),
+        *(Route("POST", f"{WEBHOOK_PATH}{channel}", "webhook_ingest") for channel in WEBHOOK_CHANNELS),
         Route("GET", "/orders", "orders_api"),
         Route("GET", "/orders/{order_id}", "orders_api"),
         Route("GET", "/orders/{order_id}/timeline", "orders_api"),

@@ -1,6 +1,7 @@
 """The alerts queue -> robots and the alarm topic, one per problem per window; every 5 minutes, a digest.
 
-SQS records: each holds one `Alert`; a record some destination could not be told is reported as a
+SQS records: each holds one `Alert`, or a CloudWatch alarm's state change put there by EventBridge (told
+to the robots as an alert, see orderhub/alerts/alarms.py); a record some destination could not be told is reported as a
 batch item failure (SQS retries it, then parks it in the alerts DLQ). The `alert-digest` schedule
 tells what was counted and not yet told, at its `scheduled_time`.
 """
@@ -11,11 +12,13 @@ from __future__ import annotations
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from orderhub import settings
 from orderhub.alerts import Alert
+from orderhub.alerts.alarms import alert_from_alarm_event, is_alarm_event
 from orderhub.alerts.notifier import AlertSettings, Notifier, SnsAlarmTopic
 from orderhub.clock import SystemClock
 from orderhub.outbound_http import HttpTransport
@@ -36,9 +39,16 @@ def _notifier() -> Notifier:
     return Notifier(_store, _transport, _topic, config, _clock)
 
 
-def _alert(record: dict[str, Any]) -> Alert | None:
+NOT_NEWS = "not news"
+
+
+def _alert(record: dict[str, Any]) -> Alert | str | None:
+    """The record's alert; NOT_NEWS for an alarm change nobody needs to hear of; None if unreadable."""
     try:
-        return Alert.from_body(record["body"])
+        document = json.loads(record["body"])
+        if is_alarm_event(document):
+            return alert_from_alarm_event(document) or NOT_NEWS
+        return Alert.from_document(document)
     except (ValueError, TypeError, KeyError):
         return None
 
@@ -61,11 +71,14 @@ def lambda_handler(event: dict[str, Any], context: Any) -> PartialItemFailureRes
         return _digest(event)
     notifier = _notifier()
     alerts = {r["messageId"]: _alert(r) for r in event["Records"]}
-    notifier.recall(alert.id or message_id for message_id, alert in alerts.items() if alert is not None)
+    notifier.recall(alert.id or message_id for message_id, alert in alerts.items() if isinstance(alert, Alert))
 
     def record_handler(record: Any) -> None:
         alert = alerts.get(record.message_id)
-        if alert is None:
+        if alert == NOT_NEWS:
+            logger.info("alarm change not told", extra={"message_id": record.message_id})
+            return
+        if not isinstance(alert, Alert):
             # Unreadable: failed until SQS parks it in the DLQ, where a person can read what was sent.
             logger.error("unreadable alert message", extra={"message_id": record.message_id})
             raise ValueError("unreadable alert message")

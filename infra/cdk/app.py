@@ -18,6 +18,7 @@ from aws_cdk import App, Tags, Validations
 from cdk_nag import AwsSolutionsChecks
 
 from infra.cdk.assets import build_assets
+from infra.cdk.limits import LIMITS_CONTEXT_KEY, RESERVED_CONCURRENCY_CONTEXT_KEY, Limits
 from infra.cdk.naming import TRACING_CONTEXT_KEY, Settings
 from infra.cdk.stack import OrderHubStack
 from infra.config import REPO_ROOT, HubConfig, load_config
@@ -62,6 +63,8 @@ def build_app(
         secrets_prefix=cfg.secrets_prefix,
         business_tz=cfg.business_timezone,
         tracing=_flag(app.node.try_get_context(TRACING_CONTEXT_KEY), default=False),
+        limits=Limits.from_context(app.node.try_get_context(LIMITS_CONTEXT_KEY),
+                                   app.node.try_get_context(RESERVED_CONCURRENCY_CONTEXT_KEY)),
     )
     assets = build_assets(REPO_ROOT, build_dir, [f.name for f in topology.functions])
     stack = OrderHubStack(app, topology=topology, settings=settings, assets=assets)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from aws_cdk import Duration
 from aws_cdk import aws_logs as logs
 
+from infra.cdk.limits import Limits
 from infra.topology import physical_name
 
 
@@ -24,6 +25,8 @@ class Settings:
     secrets_prefix: str
     business_tz: str
     tracing: bool
+    # Throttles per route and reserved concurrency (cdk.json `orderhub:limits`).
+    limits: Limits
 
     def name(self, name: str) -> str:
         return physical_name(self.app, self.stage, name)
@@ -37,11 +40,6 @@ class Settings:
 TRACING_CONTEXT_KEY = "orderhub:tracing"
 
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
-
-# Account default is 10,000 rps; this bounds what one runaway channel can push into the
-# intake queue and the functions behind it. Raise before a sales event.
-API_RATE_LIMIT_RPS = 200
-API_BURST_LIMIT = 400
 
 # A work queue whose oldest message is older than this is not being drained.
 WORK_QUEUE_MAX_AGE = Duration.minutes(15)

@@ -15,7 +15,7 @@ from infra.cdk.constructs.schedules import DEAD_LETTER_NAME, DEAD_LETTER_RETENTI
 from infra.cdk.constructs.storage import Storage, add_bucket_notifications
 from infra.cdk.constructs.wiring import Wiring
 from infra.cdk.naming import Settings
-from infra.topology import PULL_CHANNELS, StreamTrigger, Topology
+from infra.topology import ALERTS_QUEUE, PULL_CHANNELS, WEBHOOK_CHANNELS, StreamTrigger, Topology
 
 
 class OrderHubStack(Stack):
@@ -68,11 +68,22 @@ class OrderHubStack(Stack):
                 processing.functions[spec.name],
                 reads_stream=any(isinstance(t, StreamTrigger) for t in spec.triggers),
             )
+        # Failures of the hub's own are 503s the function handles (so Lambda's error metric does not see
+        # them): what it counts, and what API Gateway counts per route, are what alarm.
+        monitoring.watch_sum(
+            "webhook-store-failed",
+            "WebhookStoreFailed",
+            dimension_sets=[{"channel": channel, "service": _service(topology, "webhook_ingest")}
+                            for channel in WEBHOOK_CHANNELS],
+            description="Webhooks could not be stored (intake queue, its key or the channel configuration "
+            "unreachable): channels got a 503 and retry. See webhook_ingest's 'webhook not stored' log lines.",
+        )
+        monitoring.watch_routes(ingest.api.api_id, ingest.stage.stage_name, ingest.routes,
+                                max_5xx_percent=settings.limits.route_5xx_percent)
+        monitoring.tell_robots(queues.by_name[ALERTS_QUEUE], queues.by_name.get(topology.queue(ALERTS_QUEUE).dlq_name))
         # ING-5: every run, the channel poller reports each pulled channel's lag (its slowest shop). Powertools
         # puts its service dimension beside the channel, so the alarm names both (or it watches no metric).
-        service = topology.function("channel_poller").environment["POWERTOOLS_SERVICE_NAME"]
-        if not isinstance(service, str):
-            raise TypeError("channel_poller: POWERTOOLS_SERVICE_NAME must be a literal (it is a metric dimension)")
+        service = _service(topology, "channel_poller")
         for channel in PULL_CHANNELS:
             monitoring.watch_metric(
                 f"pull-lag-{channel}",
@@ -89,3 +100,11 @@ class OrderHubStack(Stack):
         for name, bucket in storage.buckets.items():
             CfnOutput(self, f"Bucket-{name}", value=bucket.bucket_name, description=f"Bucket {name!r}")
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn, description="Subscribe to get alarms")
+
+
+def _service(topology: Topology, function: str) -> str:
+    """The function's Powertools service: a dimension of every metric it emits."""
+    service = topology.function(function).environment["POWERTOOLS_SERVICE_NAME"]
+    if not isinstance(service, str):
+        raise TypeError(f"{function}: POWERTOOLS_SERVICE_NAME must be a literal (it is a metric dimension)")
+    return service

@@ -1,8 +1,14 @@
-"""Ingest: the HTTP API, one route per topology route, each integrated with its function."""
+"""Ingest: the HTTP API, one route per topology route, each integrated with its function.
+
+Every route has its own throttle (infra/cdk/limits.py) and detailed metrics, so a flood on one route
+(a channel's retry storm, junk) is refused there and leaves the others their share; each route's 5xx
+rate is alarmed (monitoring.py). A path no route declares is API Gateway's 404, with no function call.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import cast
 
 import jsii
 from aws_cdk import RemovalPolicy
@@ -14,8 +20,8 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from infra.cdk.constructs import acknowledge
-from infra.cdk.naming import API_BURST_LIMIT, API_RATE_LIMIT_RPS, LOG_RETENTION, Settings
-from infra.topology import Topology
+from infra.cdk.naming import LOG_RETENTION, Settings
+from infra.topology import Route, Topology
 
 # No query string or body: requests carry personal data, access logs must not.
 _ACCESS_LOG_FIELDS = {
@@ -56,11 +62,13 @@ class Ingest(Construct):
             retention=LOG_RETENTION,
             removal_policy=RemovalPolicy.DESTROY,
         )
+        limits = settings.limits
         self.stage = self.api.add_stage(
             "DefaultStage",
             stage_name="$default",
             auto_deploy=True,
-            throttle=apigwv2.ThrottleSettings(rate_limit=API_RATE_LIMIT_RPS, burst_limit=API_BURST_LIMIT),
+            throttle=apigwv2.ThrottleSettings(rate_limit=limits.default.rate_rps, burst_limit=limits.default.burst),
+            detailed_metrics_enabled=True,
             access_log_settings=_AccessLogSettings(access_logs),
         )
         integrations_by_function = {
@@ -71,12 +79,22 @@ class Ingest(Construct):
             )
             for name in sorted({route.function for route in topology.routes})
         }
+        self.routes: dict[str, Route] = {}
+        route_settings: dict[str, dict[str, object]] = {}
+        stage = cast(apigwv2.CfnStage, self.stage.node.default_child)
         for spec in topology.routes:
+            key = route_key(spec)
+            throttle = limits.throttle(spec)
+            self.routes[key] = spec
+            route_settings[key] = {"ThrottlingRateLimit": throttle.rate_rps, "ThrottlingBurstLimit": throttle.burst,
+                                   "DetailedMetricsEnabled": True}
             for route in self.api.add_routes(
                 path=spec.path,
                 methods=[apigwv2.HttpMethod[spec.method]],
                 integration=integrations_by_function[spec.function],
             ):
+                # Route settings name routes by key: CloudFormation must create them first.
+                stage.node.add_dependency(route)
                 acknowledge(
                     route,
                     "AwsSolutions-APIG4",
@@ -85,9 +103,16 @@ class Ingest(Construct):
                     "from Secrets Manager.",
                 )
 
+        stage.route_settings = route_settings
+
     @property
     def url(self) -> str:
         return self.stage.url
+
+
+def route_key(route: Route) -> str:
+    """API Gateway's name of a route: "POST /webhooks/douyin"."""
+    return f"{route.method} {route.path}"
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)

@@ -38,18 +38,18 @@ class Outbound(Construct):
                 f"Rule-{spec.name}",
                 rule_name=settings.name(spec.name),
                 event_bus=self.buses[spec.bus],
-                event_pattern=_event_pattern(spec.pattern),
-                targets=[_QueueTarget(queue, dead_letter)],
+                event_pattern=event_pattern(spec.pattern),
+                targets=[QueueTarget(queue, dead_letter)],
             )
 
 
-def _event_pattern(pattern: dict) -> events.EventPattern:
+def event_pattern(pattern: dict) -> events.EventPattern:
     # The topology speaks EventBridge's JSON ("detail-type"); the L2 takes the same fields snake-cased.
     return events.EventPattern(**{key.replace("-", "_"): value for key, value in pattern.items()})
 
 
 @jsii.implements(events.IRuleTarget)
-class _QueueTarget:
+class QueueTarget:
     """An SQS target that only its own rule may send to.
 
     The stock `SqsQueue` target allows every rule of the account when the queue has a KMS

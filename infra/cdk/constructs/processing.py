@@ -51,6 +51,9 @@ class Processing(Construct):
                 f"Built with {SKIP_LAYER_DEPS_ENV}=1: the layer holds no packages and the functions "
                 "cannot start with it. Synthesise without it before deploying.",
             )
+        unknown = sorted(set(wiring.settings.limits.reserved_concurrency) - {f.name for f in topology.functions})
+        if unknown:
+            raise ValueError(f"reserved concurrency for functions the topology does not declare: {unknown}")
         self.functions = {spec.name: self._function(spec) for spec in topology.functions}
 
     def _function(self, spec: Function) -> lambda_.Function:
@@ -92,6 +95,8 @@ class Processing(Construct):
             layers=[self._layer],
             memory_size=spec.memory_mb,
             timeout=Duration.seconds(spec.timeout_s),
+            # Kept for it and not exceeded by it, so one function cannot starve the others (infra/cdk/limits.py).
+            reserved_concurrent_executions=settings.limits.reserved_concurrency.get(spec.name),
             environment=environment,
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,

@@ -34,6 +34,8 @@ class Alert:
     # Unique per queued message (set by `send_alerts`): the notifier remembers by it which destinations
     # already had this message, so a retried or redriven message is never counted twice.
     id: str = ""
+    # False: the alarm topic already has it (a CloudWatch alarm publishes there itself), robots only.
+    to_alarm_topic: bool = True
 
     def body(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
@@ -41,7 +43,13 @@ class Alert:
     @classmethod
     def from_body(cls, body: str) -> Alert:
         """The alert a queued message holds; fields this version does not know are ignored."""
-        document = json.loads(body)
+        return cls.from_document(json.loads(body))
+
+    @classmethod
+    def from_document(cls, document: Any) -> Alert:
+        """The alert a parsed message body holds (raises TypeError / ValueError when it holds none)."""
+        if not isinstance(document, dict):
+            raise TypeError("an alert is a JSON object")
         known = {f.name for f in fields(cls)}
         alert = cls(**{k: v for k, v in document.items() if k in known})
         if not alert.key or not isinstance(alert.count, int) or alert.count < 1:

@@ -160,6 +160,8 @@ class Notifier:
         """Count or tell `alert` at each destination of its route; raises AlertNotDelivered if any failed."""
         alert_id = alert.id or record_id
         route, destinations = self.settings.route_of(alert)
+        if not alert.to_alarm_topic:
+            destinations = tuple(name for name in destinations if name != SNS)
         now = self._clock.now()
         at = alert.at or utc_iso(now)
         occurrence = Occurrence(count=alert.count, first_at=alert.first_at or at, last_at=at, title=alert.title,
