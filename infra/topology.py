@@ -75,6 +75,8 @@ PULL_CHANNELS = ("taobao", "jd", "pdd")
 WEBHOOK_CHANNELS = ("mall", "douyin", "youzan", "shopify", "woocommerce", "kuaidi100", "wms")
 WEBHOOK_PATH = "/webhooks/"
 PUBLISHER_FAILURES_QUEUE = "publisher-failures"
+# Domain events the bus refused, published again by event_publisher (SQS retries, then its DLQ).
+UNPUBLISHED_QUEUE = "unpublished"
 BUS = "orderhub"
 DROPS_BUCKET = "drops"
 ALARM_TOPIC = "alarms"
@@ -142,6 +144,7 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
     queues = [
         Queue(INTAKE_QUEUE, visibility_timeout_s=_function_timeout_to_visibility(status_mapper_timeout)),
         Queue(PUBLISHER_FAILURES_QUEUE, visibility_timeout_s=30, is_dead_letter_only=True, retention_days=14),
+        Queue(UNPUBLISHED_QUEUE, visibility_timeout_s=_function_timeout_to_visibility(30)),
         # S3 announces each dropped import file here; a file that keeps failing is parked in the DLQ.
         Queue(IMPORTS_QUEUE, visibility_timeout_s=_function_timeout_to_visibility(IMPORTER_TIMEOUT_S),
               max_receive_count=3),
@@ -235,13 +238,17 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
             "Publishes every order change from the orders table stream (the outbox) to the event bus.",
             memory_mb=256,
             timeout_s=30,
-            triggers=(StreamTrigger(ORDERS_TABLE, on_failure_queue=PUBLISHER_FAILURES_QUEUE),),
+            triggers=(StreamTrigger(ORDERS_TABLE, on_failure_queue=PUBLISHER_FAILURES_QUEUE),
+                      SqsTrigger(UNPUBLISHED_QUEUE, batch_size=10)),
             access=(
                 Access("stream:read", ORDERS_TABLE),
                 Access("bus:put", BUS),
                 Access("queue:send", PUBLISHER_FAILURES_QUEUE),
+                Access("queue:send", UNPUBLISHED_QUEUE),
+                Access("queue:consume", UNPUBLISHED_QUEUE),
             ),
-            environment={**common_env, "EVENT_BUS_NAME": Ref("bus", BUS)},
+            environment={**common_env, "EVENT_BUS_NAME": Ref("bus", BUS),
+                         "UNPUBLISHED_QUEUE_URL": Ref("queue_url", UNPUBLISHED_QUEUE)},
         ),
         Function(
             "dispatcher",
