@@ -31,7 +31,6 @@ from bench._support import (
     apply_environment,
     dump_json,
     hub_config,
-    hub_dynamo,
     install_config_stubs,
     message_attributes_for_lambda,
     physical,
@@ -39,6 +38,7 @@ from bench._support import (
     quiet_stdout,
     sqs_event,
 )
+from bench.fake_dynamodb import hub_dynamo
 
 GOAL = 5000
 PUSH_CHANNELS = ("mall", "douyin", "youzan", "shopify", "woocommerce", "wms", "kuaidi100")

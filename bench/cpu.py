@@ -32,7 +32,6 @@ from collections.abc import Callable
 from typing import Any
 
 from bench._support import (
-    FakeDynamo,
     FakeEvents,
     FakeLambdaContext,
     FakeSQS,
@@ -41,7 +40,6 @@ from bench._support import (
     apply_environment,
     dump_json,
     hub_config,
-    hub_dynamo,
     install_config_stubs,
     message_attributes_for_lambda,
     physical,
@@ -50,6 +48,7 @@ from bench._support import (
     realistic_stream,
     sqs_event,
 )
+from bench.fake_dynamodb import FakeDynamo, hub_dynamo
 
 GOAL_EVENTS_PER_S = 5000
 WARMUP_EVENTS = 300

@@ -189,7 +189,7 @@ def implied_domain_events(log_items: list[dict]) -> list[tuple[str, str, str | N
 
 
 def expected_deliveries(config, implied: list[tuple[str, str, str | None]]) -> Counter:
-    from bench.cost import _matches
+    from bench.billing import matches as _matches
 
     expected: Counter = Counter()
     for detail_type, status, _ in implied:
@@ -289,7 +289,7 @@ class _Timed:
 
 def floor(clients: dict, info: dict, config, sends: list, checked: dict, threads: int) -> dict[str, Any]:
     """The moto calls the flow needs, made directly, pipelined like the runtime runs them."""
-    from bench.cost import _matches
+    from bench.billing import matches as _matches
     from orderhub.bus.domain_events import events_for_change
     from orderhub.channels import get_channel
     from orderhub.clock import FixedClock, utc_iso
