@@ -4,7 +4,8 @@ The runtime gets a process of its own so the benchmark's HTTP clients, the downs
 and the floor's boto3 calls do not share its interpreter (and its GIL) with moto: they reach it
 over HTTP like any client would. Commands arrive on a socket (multiprocessing Connection):
 ("idle", timeout) -> wait_until_idle, ("quiesce", None) -> stop the pollers, the scheduler and
-the TTL sweeper (moto stays up, for the floor), ("stop", None) -> stop and exit. Everything the workers
+the TTL sweeper (moto stays up, for the floor), ("cpu", None) -> this process's CPU seconds so far (moto's,
+once quiesced), ("stop", None) -> stop and exit. Everything the workers
 print goes to /dev/null (fd 1 and 2 are redirected by the parent).
 """
 
@@ -54,6 +55,9 @@ def main(fd: int, config_json: str) -> None:
                 for poller in runtime.pollers:
                     poller.join()
                 conn.send(("quiet", None))
+            elif command == "cpu":
+                # CPU of this process, every thread: once quiesced, that is moto serving calls.
+                conn.send(("cpu", time.process_time()))
             elif command == "stop":
                 break
     except BaseException:  # noqa: BLE001 - reported to the parent

@@ -12,7 +12,9 @@ ANCHOR: a typical Powertools stack imported the same way:
     from aws_lambda_powertools import Logger, Metrics, Tracer
     from aws_lambda_powertools.event_handler import APIGatewayRestResolver
     from aws_lambda_powertools.utilities.idempotency import idempotent_function, DynamoDBPersistenceLayer
-GOAL: each handler <= 0.5 x anchor.
+GOAL: each handler <= 0.5 x anchor, with boto3 imported in the same interpreter: the anchor imports
+it (Powertools idempotency does), the hub at its first AWS call of the same cold start.
+Also: boto3's import alone and one client created after it (both sides pay the clients).
 
 Also, for information: import + first invocation (AWS answered in-process, see bench._firstcall),
 and where the import time goes (-X importtime self time, grouped by top-level package).
@@ -37,6 +39,7 @@ ANCHOR_STMT = ("from aws_lambda_powertools import Logger, Metrics, Tracer; "
                "from aws_lambda_powertools.utilities.idempotency import idempotent_function, "
                "DynamoDBPersistenceLayer")
 GOAL_RATIO = 0.5
+BOTO3_CLIENT_STMT = "import boto3; boto3.session.Session().client('sqs', region_name='us-east-1')"
 
 _CHILD = """
 import time
@@ -103,7 +106,11 @@ def importtime_profile(name: str) -> list[tuple[str, float]]:
 def run(runs: int = 7, first_call_runs: int = 3, profile: bool = True) -> list[Figure]:
     targets: list[tuple[str, str, str | None]] = [("baseline", "pass", None)]
     targets += [(name, f"import functions.{name}.handler", name) for name in HANDLERS]
+    # The anchor imports boto3 (Powertools idempotency does); the hub imports it at its first AWS
+    # call, in the same cold start. Compared fairly, both have it.
+    targets += [(f"{name}+boto3", f"import functions.{name}.handler; import boto3", name) for name in HANDLERS]
     targets.append(("anchor", ANCHOR_STMT, None))
+    targets += [("boto3", "import boto3", None), ("boto3+client", BOTO3_CLIENT_STMT, None)]
 
     imports: dict[str, list[float]] = defaultdict(list)
     walls: dict[str, list[float]] = defaultdict(list)
@@ -129,19 +136,29 @@ def run(runs: int = 7, first_call_runs: int = 3, profile: bool = True) -> list[F
     anchor_wall_ms = median(walls["anchor"]) * 1000 - base_wall_ms
     figures = [Figure("imports", "empty interpreter start (baseline, wall)", base_wall_ms, "ms",
                       note="subtracted from the process-wall figures; the in-process figures exclude it")]
+    boto3_ms = median(imports["boto3"]) * 1000
+    client_ms = median(imports["boto3+client"]) * 1000 - boto3_ms
+    figures.append(Figure("imports", "boto3 import / one client created after it (info)", boto3_ms, "ms",
+                          note=f"a client (session, service model, endpoint rules) {client_ms:.0f} ms more, paid by"
+                               " every function at its first AWS call, the hub's and the anchor's alike"))
     figures.append(Figure("imports", "ANCHOR Powertools stack import", anchor_ms, "ms",
                           note=f"min {min(imports['anchor']) * 1000:.0f} ms; CPU time {anchor_cpu_ms:.0f} ms;"
                                f" process wall - baseline {anchor_wall_ms:.0f} ms"))
     for name in HANDLERS:
         ms = median(imports[name]) * 1000
-        ratio = ms / anchor_ms
-        wall_ms = median(walls[name]) * 1000 - base_wall_ms
-        cpu_ms = median(cpus[name]) * 1000
-        figures.append(Figure("imports", f"import functions.{name}.handler", ms, "ms", anchor=anchor_ms,
-                              goal=f"<= {GOAL_RATIO} x anchor", passed=ratio <= GOAL_RATIO, ratio=ratio,
-                              note=f"min {min(imports[name]) * 1000:.0f} ms; CPU time {cpu_ms:.0f} ms"
-                                   f" ({cpu_ms / anchor_cpu_ms:.2f}x anchor CPU); process wall - baseline"
-                                   f" {wall_ms:.0f} ms ({wall_ms / anchor_wall_ms:.2f}x)"))
+        with_boto3 = median(imports[f"{name}+boto3"]) * 1000
+        ratio = with_boto3 / anchor_ms
+        wall_ms = median(walls[f"{name}+boto3"]) * 1000 - base_wall_ms
+        cpu_ms = median(cpus[f"{name}+boto3"]) * 1000
+        figures.append(Figure("imports", f"import functions.{name}.handler + boto3", with_boto3, "ms",
+                              anchor=anchor_ms, goal=f"<= {GOAL_RATIO} x anchor", passed=ratio <= GOAL_RATIO,
+                              ratio=ratio,
+                              note=(f"MISS: {ratio:.2f}x; boto3 alone is {boto3_ms:.0f} ms of it. "
+                                    if ratio > GOAL_RATIO else "")
+                                   + f"boto3 imported in the same cold start, as the anchor imports it; without it "
+                                   f"(boto3 left to the first AWS call) {ms:.0f} ms = {ms / anchor_ms:.2f}x anchor; "
+                                   f"CPU time {cpu_ms:.0f} ms ({cpu_ms / anchor_cpu_ms:.2f}x anchor CPU); process "
+                                   f"wall - baseline {wall_ms:.0f} ms ({wall_ms / anchor_wall_ms:.2f}x)"))
     for name in HANDLERS:
         if firsts[name]:
             figures.append(Figure("imports", f"import + first call, {name} (AWS faked)", median(firsts[name]),

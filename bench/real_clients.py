@@ -269,7 +269,7 @@ class Bench:
 
     def dispatch(self, entries: list[dict]) -> None:
         from bench.billing import bus_events, matches
-        from bench.cost import setup_dispatcher
+        from bench.cost_flows import setup_dispatcher
 
         dispatcher = setup_dispatcher(self.config)  # every receiver answers 200 at once
         ctx = FakeLambdaContext(physical("dispatcher"), 256)
