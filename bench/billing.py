@@ -53,6 +53,7 @@ class Traffic:
 
     name: str
     events_per_s: float
+    subscriber_window_s: float | None = None  # a what-if: the subscriber queues' batching window
 
     def batch(self, messages_per_s: float, batch_size: int, window_s: float, pollers: int = SQS_POLLERS) -> float:
         gathered = messages_per_s * max(window_s, POLL_CYCLE_S) / pollers

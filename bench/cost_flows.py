@@ -110,8 +110,8 @@ def route_and_dispatch(bill: Bill, wire: Wire, entries: list[dict], config, disp
     batches = []
     for queue, bodies in per_queue.items():
         trigger = _trigger("dispatcher", queue)
-        size = traffic.batch(traffic.events_per_s * len(bodies) / bill.events, trigger.batch_size,
-                             trigger.max_batching_window_s)
+        window = trigger.max_batching_window_s if traffic.subscriber_window_s is None else traffic.subscriber_window_s
+        size = traffic.batch(traffic.events_per_s * len(bodies) / bill.events, trigger.batch_size, window)
         for start, end in bill_sqs_batches(bill, queue, bodies, size):
             batches.append((queue, sqs_event(bodies[start:end], queue)))
         deliveries[queue] += len(bodies)

@@ -1,6 +1,6 @@
 """Hub CPU per event with real boto3 clients in the loop, beside the same run with plain-Python fakes.
 
-    python -m bench.real_clients [--events 2000] [--repeats 3]
+    python -m bench.real_clients [--events 1000] [--repeats 3]
 
 bench.cpu answers every AWS call with a Python fake, so botocore's work for each call (parameter
 validation, serialisation, endpoint resolution, SigV4 signing, the retry handler, response
@@ -360,7 +360,7 @@ def figures_of(results: list[Measured], webhook_events: int) -> tuple[list[Figur
     return figures, details
 
 
-def run(events: int = 2000, repeats: int = 3) -> list[Figure]:
+def run(events: int = 1000, repeats: int = 3) -> list[Figure]:
     bench = Bench(events, repeats)
     bodies, attrs = bench.ingest()
     dynamo = bench.mapping(bodies, attrs)
@@ -377,7 +377,7 @@ def run(events: int = 2000, repeats: int = 3) -> list[Figure]:
 
 def main(argv: list[str] | None = None) -> list[Figure]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", help="also write the figures here (bench.run_all)")
     args = parser.parse_args(argv)

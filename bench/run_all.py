@@ -219,7 +219,8 @@ subscriber per window.
 """
 
 
-def write_results(results: list[dict], command: str, started: datetime, load_before: str, load_after: str) -> None:
+def write_results(results: list[dict], command: str, started: datetime, load_before: str, load_after: str,
+                  path: Path = RESULTS) -> None:
     lines = ["# orderhub benchmark results", "",
              f"- date: {started:%Y-%m-%d %H:%M} UTC",
              f"- machine: {machine()}, {platform.platform()}",
@@ -250,7 +251,7 @@ def write_results(results: list[dict], command: str, started: datetime, load_bef
             lines.append("```")
         lines.append("")
     lines.append(METHOD)
-    RESULTS.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--import-runs", type=int, default=7)
     parser.add_argument("--only", default=",".join(ORDER))
     parser.add_argument("--no-write", action="store_true", help="do not rewrite bench/RESULTS.md")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="write the results here instead")
     args = parser.parse_args(argv)
     started = datetime.now(UTC)
     load_before = _load()
@@ -268,8 +270,8 @@ def main(argv: list[str] | None = None) -> int:
     figures = [Figure(**d) for r in results for d in r["figures"] if not d["name"].startswith("importtime")]
     print_figures(f"bench.run_all: {len(figures)} figures, {sum(r['seconds'] for r in results):.0f} s", figures)
     if not args.no_write:
-        write_results(results, command, started, load_before, _load())
-        print(f"\nwrote {RESULTS.relative_to(REPO)}")
+        write_results(results, command, started, load_before, _load(), args.output)
+        print(f"\nwrote {args.output}")
     return 0 if all(not r.get("error") for r in results) else 1
 
 
