@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orderhub.channels.base import Malformed, loads_decimal, strptime_ymd_hms, ymdhms
+from orderhub.channels.base import Malformed, strptime_ymd_hms, ymdhms
 from orderhub.channels.taobao import fen
 
 
@@ -51,19 +50,6 @@ def test_platform_times_read_as_strptime_reads_them(text):
 @given(st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)))
 def test_snapshot_stamps_are_spelled_as_strftime_spells_them(at):
     assert ymdhms(at) == f"{at:%Y%m%d%H%M%S}"
-
-
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
-                    max_leaves=10)
-
-
-@settings(max_examples=500)
-@given(JSON, st.sampled_from(["utf-8", "utf-16", "utf-32", "utf-8-sig"]))
-def test_the_shared_decimal_decoder_reads_as_json_loads_does(value, encoding):
-    text = json.dumps(value, ensure_ascii=False)
-    for document in (text, text.encode(encoding)):
-        assert _outcome(loads_decimal, document) == _outcome(lambda d: json.loads(d, parse_float=Decimal), document)
 
 
 def _failure_text(fn):

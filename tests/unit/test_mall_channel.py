@@ -70,12 +70,13 @@ def test_during_rotation_either_secret_is_accepted():
     CHANNEL.authenticate(request(body_of(created()), secret="new-secret"), rotating, NOW)
 
 
-@pytest.mark.parametrize("skew", [-300, -299, 0, 299, 300])
+# The documented past window; ahead of the hub clock only a clock skew (a future stamp is a longer replay window).
+@pytest.mark.parametrize("skew", [-300, -299, 0, 59, 60])
 def test_timestamps_within_tolerance_are_accepted(skew):
     CHANNEL.authenticate(request(body_of(created()), ts=int(NOW.timestamp()) + skew), SETTINGS, NOW)
 
 
-@pytest.mark.parametrize("skew, word", [(-301, "behind"), (301, "ahead of"), (-86400, "behind")])
+@pytest.mark.parametrize("skew, word", [(-301, "behind"), (61, "ahead of"), (299, "ahead of"), (-86400, "behind")])
 def test_stale_or_future_timestamps_are_rejected_with_the_reason(skew, word):
     with pytest.raises(Unauthorized, match=word):
         CHANNEL.authenticate(request(body_of(created()), ts=int(NOW.timestamp()) + skew), SETTINGS, NOW)

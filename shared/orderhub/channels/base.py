@@ -15,36 +15,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from orderhub.channels.drift import drift_paths as drift_paths
 from orderhub.channels.drift import field_paths as field_paths
+from orderhub.channels.json_reader import read_json
+from orderhub.channels.rejections import ChannelRejection as ChannelRejection
+from orderhub.channels.rejections import Malformed as Malformed
+from orderhub.channels.rejections import TooLarge as TooLarge
+from orderhub.channels.rejections import Unauthorized as Unauthorized
 
 if TYPE_CHECKING:
     from orderhub.models.order import OrderEvent
-
-
-class ChannelRejection(Exception):
-    """A request the hub refuses. `reason` is safe to return to the caller and to log."""
-
-    status_code = 400
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-class Unauthorized(ChannelRejection):
-    status_code = 401
-
-
-class Malformed(ChannelRejection):
-    status_code = 400
-
-
-class TooLarge(ChannelRejection):
-    status_code = 413
 
 
 @dataclass(frozen=True)
@@ -87,7 +69,9 @@ class ChannelSettings:
     """A channel's configuration: SSM document + Secrets Manager secret, read at run time."""
 
     secrets: Sequence[str]
-    timestamp_tolerance_s: int = 300
+    timestamp_tolerance_s: int = 300  # how far a signed timestamp may be behind the hub clock
+    # ... and ahead of it: a clock skew, not a second replay window (60 s: NTP-synced senders are within a second)
+    timestamp_future_s: int = 60
     allowed_ips: Sequence[str] = ()
     app_key: str = ""  # the public half of the credentials where the platform signs with both
     field_rules: FieldRules = NO_RULES
@@ -208,20 +192,10 @@ def ymdhms(at: datetime) -> str:
     return "%04d%02d%02d%02d%02d%02d" % (at.year, at.month, at.day, at.hour, at.minute, at.second)  # noqa: UP031
 
 
-_DECIMAL_DECODER = json.JSONDecoder(parse_float=Decimal)
-
-
 def loads_decimal(text: bytes | str) -> Any:
-    """`json.loads(text, parse_float=Decimal)` without building a decoder per call (~5 us): numbers
-    with a fraction become Decimal, so money never passes through float."""
-    if isinstance(text, str):
-        if text.startswith("\ufeff"):
-            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
-    elif text[:1] in (b"{", b"[") and text[1:2] != b"\x00":  # what detect_encoding calls UTF-8
-        text = text.decode("utf-8", "surrogatepass")
-    else:
-        text = text.decode(json.detect_encoding(text), "surrogatepass")
-    return _DECIMAL_DECODER.decode(text)
+    """Channel JSON through the bounded reader (`json_reader.read_json`): numbers with a fraction
+    become Decimal, and what is too deep, too large, duplicated or not Unicode is refused with a reason."""
+    return read_json(text)
 
 
 def compact_json(value: object) -> str:

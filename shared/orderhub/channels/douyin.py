@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, NamedTuple
@@ -209,10 +208,7 @@ class DouyinChannel(Channel):
 
     def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
               rules: FieldRules = NO_RULES) -> list[OrderEvent]:
-        try:
-            messages = loads_decimal(body)
-        except (ValueError, UnicodeDecodeError):
-            raise Malformed("body is not JSON") from None
+        messages = loads_decimal(body)
         if not isinstance(messages, list):
             raise Malformed("body must be a JSON array of messages")
         events = []
@@ -243,8 +239,8 @@ class DouyinChannel(Channel):
         if isinstance(data, str):
             try:
                 data = loads_decimal(data)
-            except ValueError:
-                raise Malformed(f"{where}.data: not a JSON document") from None
+            except Malformed as exc:
+                raise Malformed(f"{where}.data: not a JSON document we accept: {exc.reason}") from None
         if not isinstance(data, dict):
             raise Malformed(f"{where}.data: must be a JSON object (or a string holding one)")
         message, drift = self.prepare({**raw, "tag": tag, "data": data}, rules)
@@ -408,8 +404,8 @@ def _region(receiver: Any) -> dict[str, str] | None:
     addr = receiver.get("addr")
     if isinstance(addr, str):
         try:
-            addr = json.loads(addr)
-        except ValueError:
+            addr = loads_decimal(addr)
+        except Malformed:  # the region is a detail: an unreadable address leaves it unknown
             return None
     if not isinstance(addr, dict):
         return None

@@ -63,7 +63,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
@@ -84,6 +83,7 @@ from orderhub.channels.base import (
     Unauthorized,
     compact_json,
     constant_time_match,
+    loads_decimal,
     strptime_ymd_hms,
 )
 from orderhub.lifecycle.statuses import EventKind, LogisticsStatus
@@ -185,9 +185,9 @@ class Kuaidi100Channel(Channel):
         if "param" not in form:
             raise Malformed("param: required")
         try:
-            param = json.loads(form["param"])
-        except ValueError:
-            raise Malformed("param: not JSON") from None
+            param = loads_decimal(form["param"])
+        except Malformed as exc:
+            raise Malformed(f"param: not JSON we accept: {exc.reason}") from None
         if not isinstance(param, dict):
             raise Malformed("param: must be a JSON object")
         param, drift = self.prepare(param, rules)

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from orderhub.channels.base import (
     NO_RULES,
@@ -34,18 +33,29 @@ from orderhub.channels.base import (
     Unauthorized,
     compact_json,
     constant_time_match,
+    loads_decimal,
 )
+from orderhub.channels.values import signed_timestamp
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import (
     AwareDatetime,
-    MinorUnits,
     OrderEvent,
-    OrderLine,
 )
 
 TIMESTAMP_HEADER = "x-mall-timestamp"
 SIGNATURE_HEADER = "x-mall-signature"
 SIGNATURE_PREFIX = "sha256="
+
+
+# Amounts and quantities are JSON integers: `true` is an int to Python and to pydantic's lax mode.
+MinorUnits = Annotated[int, Strict(), Field(ge=0, le=10**12)]
+
+
+class _Line(BaseModel):
+    sku: Annotated[str, Field(min_length=1, max_length=64)]
+    name: Annotated[str, Field(max_length=200)] = ""
+    quantity: Annotated[int, Strict(), Field(gt=0, le=100_000)]
+    unit_price: MinorUnits
 
 
 class _Receiver(BaseModel):
@@ -81,7 +91,7 @@ class _Order(BaseModel):
     order_no: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
     currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] | None = None
     total_amount: MinorUnits | None = None
-    lines: list[OrderLine] | None = None
+    lines: list[_Line] | None = None
     receiver: _Receiver | None = None
     payment: _Payment | None = None
     shipment: _Shipment | None = None
@@ -136,15 +146,8 @@ class MallChannel(Channel):
         signature = request.headers.get(SIGNATURE_HEADER, "")
         if not signature:
             raise Unauthorized("missing X-Mall-Signature")
-        if not timestamp:
-            raise Unauthorized("missing X-Mall-Timestamp")
-        if not timestamp.isdigit() or len(timestamp) > 12:
-            raise Unauthorized("X-Mall-Timestamp is not Unix seconds")
-        skew = int(timestamp) - int(now.timestamp())
-        if abs(skew) > settings.timestamp_tolerance_s:
-            direction = "ahead of" if skew > 0 else "behind"
-            raise Unauthorized(f"X-Mall-Timestamp is {abs(skew)} s {direction} the hub clock "
-                               f"(tolerance {settings.timestamp_tolerance_s} s)")
+        signed_timestamp(timestamp, "X-Mall-Timestamp", now, settings.timestamp_tolerance_s,
+                         settings.timestamp_future_s)
         if not signature.startswith(SIGNATURE_PREFIX):
             raise Unauthorized("X-Mall-Signature must start with sha256=")
         expected = [sign(secret, timestamp, request.body) for secret in settings.secrets]
@@ -153,17 +156,15 @@ class MallChannel(Channel):
 
     def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
               rules: FieldRules = NO_RULES) -> list[OrderEvent]:
+        # The bounded reader first (depth, size, duplicate keys, surrogates), then the model.
+        payload = loads_decimal(body)
         if rules.drop or rules.rename:
-            try:
-                payload, _ = self.prepare(json.loads(body), rules)
-            except ValueError:
-                raise Malformed("body is not JSON") from None
-            body = json.dumps(payload).encode()
+            payload, _ = self.prepare(payload, rules)
         try:
-            hook = MallWebhook.model_validate_json(body)
+            hook = MallWebhook.model_validate(payload)
+            return [self._normalise(hook)]
         except ValidationError as exc:
             raise Malformed(_describe(exc)) from None
-        return [self._normalise(hook)]
 
     def _normalise(self, hook: MallWebhook) -> OrderEvent:
         o = hook.order
@@ -174,7 +175,8 @@ class MallChannel(Channel):
                        "event_time": hook.event_time}
         if o.lines is not None and o.currency is not None and o.total_amount is not None:
             receiver = o.receiver
-            event["details"] = {"currency": o.currency, "total_amount": o.total_amount, "lines": o.lines,
+            event["details"] = {"currency": o.currency, "total_amount": o.total_amount,
+                                "lines": [line.model_dump() for line in o.lines],
                                 "region": {"province": receiver.province if receiver else "",
                                            "city": receiver.city if receiver else ""}}
         if o.payment:

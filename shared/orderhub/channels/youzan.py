@@ -390,7 +390,9 @@ def _decode_msg(value: Any) -> dict[str, Any]:
         text = value.strip()
         try:
             value = loads_decimal(text if text.startswith("{") else url_decode(text))
-        except ValueError:  # not JSON, or not UTF-8 once decoded
+        except Malformed as exc:
+            raise Malformed(f"msg: not URL-encoded JSON we accept: {exc.reason}") from None
+        except ValueError:  # not UTF-8 once decoded
             raise Malformed("msg: not URL-encoded JSON") from None
     if not isinstance(value, dict):
         raise Malformed("msg: required, a URL-encoded JSON object or an object")
