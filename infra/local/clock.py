@@ -1,8 +1,8 @@
 """The local runtime's notion of "now": the real clock, or a manual one tests move by hand.
 
-Only the runtime's own timers (schedules, TTL sweeps) read this clock. Handlers keep
-using the real time, and so does moto (visibility timeouts, retention): moving a manual
-clock is "pretend the scheduler's wall clock says X", not a time machine for AWS.
+The runtime's own timers (schedules, TTL sweeps) read this clock, and so does moto when the
+runtime's timers follow it (`LocalRuntime(timers_follow_clock=True)`, `infra.local.aws_clock`).
+Handlers keep using the real time.
 """
 
 from __future__ import annotations
@@ -65,12 +65,13 @@ class ManualClock:
         if start.tzinfo is None:
             raise ValueError("ManualClock needs a timezone-aware start time")
         self._now = start.astimezone(UTC)
+        # Jumps hold this lock while listeners run; now() must not, because a listener may wait on
+        # a thread that reads the clock (a TTL sweep waits on moto, and moto may read this clock).
         self._lock = threading.RLock()
         self._listeners: list[AdvanceListener] = []
 
     def now(self) -> datetime:
-        with self._lock:
-            return self._now
+        return self._now  # one reference, read atomically
 
     def wait(self, seconds: float, stop: threading.Event) -> None:
         # Manual time does not pass by itself; background loops only need to notice stop().
@@ -88,7 +89,8 @@ class ManualClock:
     def advance(self, seconds: float) -> datetime:
         if seconds < 0:
             raise ValueError("a clock does not run backwards; use set() to jump to an earlier time")
-        return self.set(self.now() + timedelta(seconds=seconds))
+        with self._lock:  # from the time as of this jump, not one another jump is replacing
+            return self.set(self._now + timedelta(seconds=seconds))
 
     def set(self, when: datetime) -> datetime:
         if when.tzinfo is None:

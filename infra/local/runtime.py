@@ -4,6 +4,13 @@ Each function runs in its own worker process (`infra.local.environments`), as La
 each function its own execution environment. Tests may replace a function by an in-process
 callable (`handler_overrides`). Heavy imports (boto3, moto) happen inside start(), so
 importing this module stays cheap.
+
+`timers_follow_clock=True` (tests) puts the runtime's timers on its injectable clock: the embedded
+AWS reads it (SQS visibility and delays, message and stream timestamps: `infra.local.aws_clock`),
+and a function's timeout is not enforced in real time (only a generous bound ends a hung
+worker). With a manual clock, a message a handler held back returns when the test moves the
+clock past it, however busy the machine is; by default (`orderhub run`, the demo) AWS keeps
+real time and timeouts are Lambda's.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from infra.local.environments import FunctionPool, HandlerError, LambdaContext
+from infra.local.environments import HUNG_WORKER_S, INIT_TIMEOUT_S, FunctionPool, HandlerError, LambdaContext
 
 if TYPE_CHECKING:
     from infra.config import HubConfig
@@ -46,7 +53,7 @@ class LocalRuntime:
                  clock: Clock | None = None, *, topology: Topology | None = None,
                  handler_overrides: dict[str, Handler] | None = None, prewarm: bool = True,
                  max_concurrency: int = 2, batching_windows: bool = True, ttl_interval_s: float = 30.0,
-                 function_logs: Path | None = None) -> None:
+                 function_logs: Path | None = None, timers_follow_clock: bool = False) -> None:
         from infra.local.clock import SystemClock
         from infra.topology import build_topology
 
@@ -65,6 +72,8 @@ class LocalRuntime:
                     raise ValueError(f"{fn.name}: timeout {fn.timeout_s}s exceeds the visibility timeout of "
                                      f"queue {queue}; Lambda would refuse this event source mapping")
         self._prewarm, self._max_concurrency = prewarm, max_concurrency
+        self._timers_follow_clock = timers_follow_clock
+        self._clock_followed = False
         self._windows, self._ttl_interval = batching_windows, ttl_interval_s
         self._function_logs = function_logs
         if function_logs:
@@ -107,7 +116,7 @@ class LocalRuntime:
         import boto3
         from moto.server import ThreadedMotoServer
 
-        from infra.local import http_api, resources, scheduler, ttl
+        from infra.local import aws_clock, http_api, resources, scheduler, ttl
 
         # Handlers (and the CLI, tests) reach moto through the ordinary boto3 configuration chain.
         self._setenv("AWS_DEFAULT_REGION", DEFAULT_REGION, keep_existing=True)
@@ -117,6 +126,11 @@ class LocalRuntime:
         werkzeug = logging.getLogger("werkzeug")
         if werkzeug.level == logging.NOTSET:
             werkzeug.setLevel(logging.WARNING)  # moto's server would log every AWS call
+        if self._timers_follow_clock:
+            aws_clock.follow(self, self.clock)
+            self._clock_followed = True
+        else:
+            aws_clock.forward_moto_modules()  # real time, whatever an earlier patch left bound in moto
         port = _check_port(self._moto_port or 0)  # moto's server thread would hang on a taken port
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()
@@ -139,7 +153,8 @@ class LocalRuntime:
                 spec = {"module": fn.module, "physical_name": self.physical_name(fn.name),
                         "memory_mb": fn.memory_mb, "arn": self.function_arn(fn.name)}
                 log_path = self._function_logs / f"{fn.name}.log" if self._function_logs else None
-                self._pools[fn.name] = FunctionPool(fn, spec, env, self._max_concurrency, log_path)
+                self._pools[fn.name] = FunctionPool(fn, spec, env, self._max_concurrency, log_path,
+                                                    real_time_limits=not self._timers_follow_clock)
                 if self._prewarm:  # one environment per trigger that can invoke it at the same time
                     self._pools[fn.name].prewarm(max(1, len(fn.triggers)))
         self.ttl_deletions = ttl.TtlDeletions()
@@ -153,6 +168,7 @@ class LocalRuntime:
                                           client("dynamodb"), self.clock, self.ttl_deletions, self._ttl_interval)
         for poller in self.pollers:
             poller.start()
+        self.clock.subscribe(self._clock_moved)
         self._http.start()
         self.scheduler.start()
         self.ttl_sweeper.start()
@@ -183,6 +199,7 @@ class LocalRuntime:
 
     def stop(self) -> None:
         """Stop everything this runtime started, newest first; safe after a partial start."""
+        self.clock.unsubscribe(self._clock_moved)
         for part in (self.scheduler, self.ttl_sweeper):
             if part is not None:
                 part.stop()
@@ -196,6 +213,11 @@ class LocalRuntime:
             pool.close()
         if self._moto is not None:
             self._moto.stop()
+        if self._clock_followed:
+            from infra.local import aws_clock
+
+            aws_clock.release(self)
+            self._clock_followed = False
         self.scheduler = self.ttl_sweeper = self._http = self._moto = None
         self.pollers, self._pools = [], {}
         for key, value in self._saved_env.items():
@@ -204,6 +226,11 @@ class LocalRuntime:
             else:
                 os.environ[key] = value
         self._saved_env = {}
+
+    def _clock_moved(self, now: object) -> None:
+        # Messages held back until a time now past may be visible: look at once, as Lambda's pollers would.
+        for poller in self.pollers:
+            poller.wake()
 
     def _setenv(self, key: str, value: str, keep_existing: bool = False) -> None:
         if keep_existing and os.environ.get(key):
@@ -251,7 +278,7 @@ class LocalRuntime:
             # Round-trip through JSON both ways, as Lambda does: no shared objects, no non-JSON replies.
             return json.loads(json.dumps(self._overrides[fn.name](json.loads(json.dumps(event)), context)))
 
-    def wait_until_idle(self, timeout: float = 30.0) -> None:
+    def wait_until_idle(self, timeout: float = 120.0) -> None:
         """Return once every poller found nothing to do after the last invocation anywhere ended.
 
         Messages a failed batch left invisible (visibility timeout, a handler's backoff) do
@@ -276,7 +303,7 @@ class LocalRuntime:
         for name, pool in self._pools.items():
             for worker in list(pool._all):
                 try:
-                    worker.await_ready(name)
+                    worker.await_ready(name, HUNG_WORKER_S if self._timers_follow_clock else INIT_TIMEOUT_S)
                     out[name] = worker.init_ms or 0.0
                 except (HandlerError, EOFError, OSError) as exc:
                     out[name] = str(exc)

@@ -1,33 +1,37 @@
 """Event source mappings in the local runtime: SQS and DynamoDB-stream batches with Lambda's failure semantics.
 
-A small test topology (1 s visibility, 0.3 s batching windows, two receives before the DLQ, two stream retries)
-keeps real redrive and retry timings to seconds; stand-in handlers decide per record
-whether to succeed, report a failure or raise.
+A small test topology (1 s visibility, 0.3 s batching windows, two receives before the DLQ, two stream retries);
+stand-in handlers decide per record whether to succeed, report a failure or raise. The runtime's timers
+follow its manual clock, which starts on a fixed date far from the wall clock: a message held back
+returns when a test moves the clock past its visibility timeout, never because real time passed, and
+AWS's timestamps are the clock's.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import boto3
 import pytest
 
 from infra.config import HubConfig
+from infra.local import pollers
 from infra.local.clock import ManualClock
 from infra.local.runtime import LocalRuntime
 from infra.topology import Function, Queue, SqsTrigger, StreamTrigger, Table, Topology
 
+VISIBILITY_S = 1
+# Far from the wall clock, so a time taken from the wall clock instead of the runtime's shows.
+START = datetime(2026, 11, 11, 0, 0, tzinfo=UTC)
 TOPOLOGY = Topology(
     app="orderhub",
     tables=(Table("ledger", partition_key="pk", stream="NEW_AND_OLD_IMAGES", ttl_attribute="expires_at",
                   point_in_time_recovery=False),),
-    queues=(Queue("batch", visibility_timeout_s=1, max_receive_count=2),
-            Queue("work", visibility_timeout_s=1, max_receive_count=2),
+    queues=(Queue("batch", visibility_timeout_s=VISIBILITY_S, max_receive_count=2),
+            Queue("work", visibility_timeout_s=VISIBILITY_S, max_receive_count=2),
             Queue("stream-failures", visibility_timeout_s=30, is_dead_letter_only=True)),
     buckets=(), buses=(), topics=(), rules=(), routes=(), schedules=(), subscribers=(),
     functions=(
@@ -94,22 +98,18 @@ class Recorder:
         return out
 
 
-def wait_for(condition: Callable[[], object], timeout: float = 15.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout}s")
+def past_the_visibility_timeout(runtime: LocalRuntime) -> None:
+    """Move the clock past the visibility timeout of what was received so far, and let the runtime work."""
+    runtime.clock.advance(VISIBILITY_S + 1)
+    runtime.wait_until_idle()
 
 
 @pytest.fixture(scope="module")
 def stack():
     recorder = Recorder()
-    clock = ManualClock()
+    clock = ManualClock(START)
     config = HubConfig(stage="itpollers", ops_token="test-ops-token-0123456789")
-    with LocalRuntime(config, port=0, clock=clock, topology=TOPOLOGY, prewarm=False,
+    with LocalRuntime(config, port=0, clock=clock, topology=TOPOLOGY, prewarm=False, timers_follow_clock=True,
                       handler_overrides={"consumer": recorder.consumer, "streamer": recorder.streamer}) as runtime:
         yield runtime, recorder
 
@@ -155,9 +155,10 @@ def test_a_partial_batch_failure_deletes_only_the_successes(stack, aws):
     runtime, recorder = stack
     tag = uuid.uuid4().hex
     send(aws, runtime, "batch", tag, ["ok", "ok", "fail-first", "ok", "ok"])
-    # When the runtime has worked through them (the failed one returns after its 1 s visibility timeout)
-    wait_for(lambda: (2, "2") in recorder.bodies(tag))
+    # When the runtime has worked through them, before and after the failed one's visibility timeout
     runtime.wait_until_idle()
+    assert recorder.bodies(tag)[5:] == [], "held back until its visibility timeout, not retried at once"
+    past_the_visibility_timeout(runtime)
     # Then the first batch held all five, the four successes were never redelivered,
     # and the failure was retried alone and then deleted
     deliveries = recorder.bodies(tag)
@@ -171,9 +172,10 @@ def test_a_raised_error_deletes_nothing(stack, aws):
     runtime, recorder = stack
     tag, errors_before = uuid.uuid4().hex, runtime.errors["consumer"]
     send(aws, runtime, "batch", tag, ["ok", "raise-first"])
-    # Then every message of it comes back, including the one that was fine
-    wait_for(lambda: sorted(recorder.bodies(tag)) == [(0, "1"), (0, "2"), (1, "1"), (1, "2")])
     runtime.wait_until_idle()
+    past_the_visibility_timeout(runtime)
+    # Then every message of it comes back, including the one that was fine
+    assert sorted(recorder.bodies(tag)) == [(0, "1"), (0, "2"), (1, "1"), (1, "2")]
     assert runtime.errors["consumer"] == errors_before + 1  # logged and counted, not swallowed
     assert depth(aws, runtime, "batch") == 0
 
@@ -184,10 +186,13 @@ def test_a_poison_message_lands_in_the_dlq_after_max_receive_count(stack, aws):
     tag = uuid.uuid4().hex
     send(aws, runtime, "work", tag, ["poison"])
     dlq = runtime.resources.queue_urls["work-dlq"]
-    # When SQS's redrive moves it
-    parked = wait_for(lambda: aws("sqs").receive_message(QueueUrl=dlq, MessageAttributeNames=["All"],
-                                                         VisibilityTimeout=0).get("Messages"))
-    # Then the handler saw it exactly maxReceiveCount times and the DLQ holds it intact
+    # When it has been received and failed maxReceiveCount times, and its visibility timeout passed again
+    runtime.wait_until_idle()
+    past_the_visibility_timeout(runtime)
+    past_the_visibility_timeout(runtime)
+    parked = aws("sqs").receive_message(QueueUrl=dlq, MessageAttributeNames=["All"],
+                                        VisibilityTimeout=0).get("Messages")
+    # Then SQS's redrive moved it: the handler saw it exactly maxReceiveCount times and the DLQ holds it intact
     assert recorder.bodies(tag) == [(0, "1"), (0, "2")]
     (message,) = parked
     assert json.loads(message["Body"]) == {"tag": tag, "id": 0, "mode": "poison"}
@@ -205,6 +210,7 @@ def put(aws, runtime, items: list[tuple[str, str]], **extra) -> None:
 def test_stream_records_have_the_lambda_event_shape(stack, aws):
     runtime, recorder = stack
     tag = uuid.uuid4().hex
+    written_at = runtime.clock.now()
     put(aws, runtime, [(f"{tag}-a", "ok")])
     runtime.wait_until_idle()
     record = next(r for records, _ in recorder.stream_calls for r in records
@@ -216,7 +222,8 @@ def test_stream_records_have_the_lambda_event_shape(stack, aws):
     assert ddb["NewImage"] == {"pk": {"S": f"{tag}-a"}, "mode": {"S": "ok"}} and "OldImage" not in ddb
     assert ddb["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert isinstance(ddb["SequenceNumber"], str) and isinstance(ddb["SizeBytes"], int)
-    assert abs(ddb["ApproximateCreationDateTime"] - time.time()) < 60  # epoch seconds, as Lambda sends
+    # Epoch seconds, as Lambda sends, of when the runtime's clock says the item was written
+    assert ddb["ApproximateCreationDateTime"] == int(written_at.timestamp())
 
 
 def test_a_reported_stream_failure_retries_from_that_record(stack, aws):
@@ -224,7 +231,6 @@ def test_a_reported_stream_failure_retries_from_that_record(stack, aws):
     runtime, recorder = stack
     tag = uuid.uuid4().hex
     put(aws, runtime, [(f"{tag}-a", "ok"), (f"{tag}-b", "fail-once"), (f"{tag}-c", "ok")])
-    wait_for(lambda: len(recorder.stream_deliveries(tag, True)) >= 2)
     runtime.wait_until_idle()
     # Then the retry starts at the failed record: a is not delivered again, b and c are
     assert recorder.stream_deliveries(tag, True) == [[f"{tag}-a", f"{tag}-b", f"{tag}-c"], [f"{tag}-b", f"{tag}-c"]]
@@ -238,8 +244,8 @@ def test_a_failing_stream_record_is_isolated_then_sent_to_the_on_failure_queue(s
     put(aws, runtime, [(f"{tag}-a", "ok"), (f"{tag}-b", "poison"), (f"{tag}-c", "ok")])
     failures = runtime.resources.queue_urls["stream-failures"]
     # When the runtime bisects the batch and exhausts the retries (max_retry_attempts=2)
-    (message,) = wait_for(lambda: aws("sqs").receive_message(QueueUrl=failures).get("Messages"))
     runtime.wait_until_idle()
+    (message,) = aws("sqs").receive_message(QueueUrl=failures).get("Messages")
     # Then the records around it went through, in order, each in a successful invocation once
     assert recorder.stream_deliveries(tag, True) == [[f"{tag}-a"], [f"{tag}-c"]]
     # And the bad record alone was tried 1 + 2 times before it was described to the on-failure queue
@@ -290,12 +296,14 @@ def test_wait_until_idle_returns_only_after_the_work_is_done(stack, aws):
     assert depth(aws, runtime, "work") == 0
 
 
-def test_pollers_stop_promptly():
+def test_stopping_wakes_pollers_out_of_their_idle_wait(monkeypatch):
+    # Given pollers that, idle, would wait an hour before polling again, and have begun that wait
+    monkeypatch.setattr(pollers, "IDLE_BACKOFF_S", (3600.0,))
     config = HubConfig(stage="itstop", ops_token="test-ops-token-0123456789")
     runtime = LocalRuntime(config, port=0, topology=TOPOLOGY, prewarm=False,
                            handler_overrides={"consumer": lambda e, c: None, "streamer": lambda e, c: None}).start()
-    started = time.monotonic()
+    runtime.wait_until_idle()
+    # When the runtime stops (it joins each poller for at most 10 s)
     runtime.stop()
-    assert time.monotonic() - started < 2.0
+    # Then every poller thread has ended: stop() woke them rather than waiting out the hour
     assert not [t for t in threading.enumerate() if t.name.startswith("poller-") and "itstop" in t.name]
-    assert datetime.now(UTC)  # the process is still healthy
