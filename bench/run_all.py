@@ -113,7 +113,8 @@ a pydantic record model (`body: Json[IntakeMessage]`) + `idempotent_function`
 (`DynamoDBPersistenceLayer` on the fake) + GetItem + `TransactWriteItems` (order + event-log
 item) with boto3's TypeSerializer/TypeDeserializer. GOAL: >= 5,000 events/s per core each.
 The "each step alone" lines time every step of the handler separately (best of 3) to show
-where the time goes.
+where the time goes. botocore's own work per AWS call is outside these figures, ours and the
+anchor's alike: bench.real_clients puts it back.
 
 **bench.real_clients** - the CPU of bench.cpu's path with real boto3 clients in the loop: each
 function (webhook_ingest, status_mapper, event_publisher, dispatcher, sla_watchdog arming) runs the
