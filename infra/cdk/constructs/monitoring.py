@@ -178,7 +178,7 @@ class Monitoring(Construct):
             "(all routes together); the route alarms say which.",
         )
 
-    def tell_robots(self, alerts_queue: sqs.IQueue, dead_letter: sqs.IQueue | None) -> events.Rule:
+    def tell_robots(self, alerts_queue: sqs.Queue, dead_letter: sqs.Queue | None) -> events.Rule:
         """This stage's alarm state changes onto the alerts queue (EventBridge's default bus)."""
         return events.Rule(
             self,
