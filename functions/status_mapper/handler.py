@@ -30,7 +30,7 @@ def _rules_for(channel: str) -> FieldRules:
     return settings.channel_config(channel).field_rules
 
 
-_ATTENTION = frozenset({"unmapped", "status_held", "refused"})
+_ATTENTION = frozenset({"unmapped", "status_held", "refused", "conflict"})
 # Outcomes of the invocation in progress (an execution environment runs one invocation at a time).
 _outcomes: Counter[str] = Counter()
 _debug = False  # whether per-event debug lines are wanted (read once per invocation)

@@ -6,15 +6,17 @@ rejected request leaves nothing behind, an accepted one is acknowledged only onc
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from orderhub.channels import UnknownChannel, get_channel
-from orderhub.channels.base import ChannelRejection, ChannelSettings, InboundRequest, Reply
-from orderhub.clock import Clock, utc_iso
+from orderhub.channels.base import ChannelRejection, ChannelSettings, InboundRequest, Malformed, Reply
+from orderhub.clock import Clock, channel_time_refusal, utc_iso
 from orderhub.intake_batch import MAX_MESSAGE_BYTES
 from orderhub.models.envelope import IntakeMessage
+from orderhub.models.order import OrderEvent
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,16 @@ class IntakeResult:
 
 
 SettingsSource = Callable[[str], ChannelSettings]
+
+
+def check_event_times(events: Sequence[OrderEvent], now: datetime) -> None:
+    """Every time an event carries is within the window around the hub clock (clock.channel_time_refusal):
+    a time past it would hold its order against every real event after it."""
+    for event in events:
+        for at in (event.event_time, *event.milestone_times.values()):
+            refusal = channel_time_refusal(at, now)
+            if refusal is not None:
+                raise Malformed(f"event {event.event_id[:64]}: {refusal}")
 
 
 class IntakeQueue:
@@ -67,6 +79,7 @@ def accept_webhook(
         now = clock.now()
         channel.authenticate(request, settings, now)
         events = channel.parse(request.body, request.headers, settings.field_rules)
+        check_event_times(events, now)
     except ChannelRejection as rejection:
         return IntakeResult(channel.rejected(rejection), rejection=rejection.reason)
 

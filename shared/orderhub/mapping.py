@@ -13,6 +13,7 @@ Codes a channel's table does not know (gaps) and payload fields its schema does 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from orderhub.clock import Clock
 from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds, utc_iso_fast
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import Order, OrderEvent, updated
-from orderhub.store.orders import ConflictError, EventLogEntry, OrderStore, epoch_seconds
+from orderhub.store.orders import ConflictError, EventLogEntry, LogWrite, OrderStore, epoch_seconds
 
 MAX_CONFLICT_RETRIES = 8
 DEFAULT_LOG_RETENTION_DAYS = 5 * 365
@@ -51,7 +52,7 @@ RulesSource = Callable[[str], FieldRules]
 @dataclass(frozen=True)
 class MappingOutcome:
     order_id: str
-    outcome: str  # applied | duplicate | no_change | unmapped | status_held | refused
+    outcome: str  # applied | duplicate | conflict | no_change | unmapped | status_held | refused
     status_before: str | None
     status_after: str | None
 
@@ -107,9 +108,14 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
         outcome, note = _outcome(event, changed, transition.held_back_from)
         if not logged:
             logged = True
-            first_time = store.append_event(
+            written = store.append_event(
                 _entry(order_id, event, message, clock, outcome, before, transition.after._value_, note))
-            if not first_time and not changed:
+            if written is LogWrite.CONFLICT and message.replay_of is None:
+                # The channel re-used an event id (same time) for other facts: the first stays the record;
+                # this one is counted and reported (Events_conflict), never merged silently. A replay
+                # re-reads a kept body (perhaps with a corrected parser) and applies as before.
+                return MappingOutcome(order_id, "conflict", before, before)
+            if written is not LogWrite.NEW and not changed:
                 return MappingOutcome(order_id, "duplicate", before, before)
         if not changed:
             return MappingOutcome(order_id, outcome, before, before)
@@ -180,4 +186,13 @@ def _entry(order_id: str, event: OrderEvent, message: IntakeMessage, clock: Cloc
         raw_body=message.body,
         raw_headers=message.headers,
         expires_at=_expiry(clock),
+        facts=facts_digest(event),
     )
+
+
+def facts_digest(event: OrderEvent) -> str:
+    """What the event says, as a digest: drift is left out (it depends on the field rules of the day)."""
+    return hashlib.blake2b(event.model_dump_json(exclude=_NOT_FACTS).encode(), digest_size=12).hexdigest()
+
+
+_NOT_FACTS = frozenset({"drift"})

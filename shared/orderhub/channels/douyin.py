@@ -40,7 +40,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from pydantic import ValidationError
@@ -59,6 +59,8 @@ from orderhub.channels.base import (
     constant_time_match,
     loads_decimal,
 )
+from orderhub.channels.values import ascii_digits, signed_int, unix_instant
+from orderhub.clock import UNDATED
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
 
@@ -225,7 +227,7 @@ class DouyinChannel(Channel):
         tag = raw.get("tag")
         if isinstance(tag, int) and not isinstance(tag, bool):
             tag = str(tag)
-        if not isinstance(tag, str) or not tag.isdigit():
+        if not isinstance(tag, str) or not ascii_digits(tag):
             raise Malformed(f"{where}.tag: must be a numeric tag")
         if tag == VERIFY_TAG:
             return None  # the push URL check: acknowledged, nothing to apply
@@ -292,7 +294,7 @@ def _normalise(tag: str, meaning: Message | None, msg_id: str, data: Mapping[str
         # Nothing says when it happened, so it cannot be placed among the order's facts: it is
         # acknowledged and logged, and the order learns the same thing from its timed messages.
         gaps.append(f"time: tag {tag} carries none")
-        event |= {"event_time": datetime(1970, 1, 1, tzinfo=UTC), "kinds": (), "channel_code": ";".join(codes)}
+        event |= {"event_time": UNDATED, "kinds": (), "channel_code": ";".join(codes)}
         return _event(event, gaps, where)
 
     event |= {"event_time": at, "kinds": tuple(kinds), "hold": hold}
@@ -362,7 +364,7 @@ def _order_id(value: Any, where: str) -> str:
     """Douyin's 19-digit ids, exact: an integer as parsed (never a float) or a digit string."""
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return str(value)
-    if isinstance(value, str) and value.isdigit() and len(value) <= 64:
+    if isinstance(value, str) and ascii_digits(value) and len(value) <= 64:
         return value
     raise Malformed(f"{where}: must be an integer id or a digit string")
 
@@ -373,20 +375,17 @@ def _code(data: Mapping[str, Any], field: str, where: str) -> int | None:
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.lstrip("-").isdigit():
-        return int(value)
-    raise Malformed(f"{where}.data.{field}: must be an integer")
+    return signed_int(value, f"{where}.data.{field}")
 
 
 def _instant(value: Any, where: str) -> datetime | None:
     """Unix seconds (milliseconds accepted), or a 'YYYY-MM-DD HH:MM:SS' / ISO string (Beijing time if naive)."""
     if value is None or value == "" or value == 0:
         return None
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and ascii_digits(value):
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        seconds, millis = divmod(value, 1000) if value > 10**11 else (value, 0)
-        return datetime.fromtimestamp(seconds, UTC).replace(microsecond=millis * 1000)
+        return unix_instant(value, where)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip())

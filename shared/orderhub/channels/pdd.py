@@ -55,6 +55,7 @@ from orderhub.channels.taobao import (
     required_time,
     text,
 )
+from orderhub.channels.values import ascii_digits
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
 
@@ -188,7 +189,7 @@ class PddChannel(Channel):
 
     def _normalise(self, order: Mapping[str, Any], drift: tuple[str, ...]) -> OrderEvent:
         order_sn = text(order, "order_sn")
-        if not order_sn or len(order_sn) > 64 or not order_sn.replace("-", "").isdigit():
+        if not order_sn or len(order_sn) > 64 or not ascii_digits(order_sn.replace("-", "")):
             raise Malformed("order_sn must be the Pinduoduo order number (digits and '-')")
         updated = required_time(order, "updated_at")
         status = required_code(order, "order_status")
@@ -305,7 +306,8 @@ def code(doc: Mapping[str, Any], key: str, where: str = "") -> int | None:
         return value
     if value is None:
         return None
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and value.lstrip("-") and ascii_digits(value.lstrip("-")) and value.count("-") <= 1 \
+            and len(value) <= 20:
         return int(value)
     if not isinstance(value, int) or isinstance(value, bool):
         raise Malformed(f"{f'{where}.{key}' if where else key} must be an integer code")

@@ -19,6 +19,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
 from orderhub.channels.base import Malformed
+from orderhub.channels.values import ascii_digits
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 
 _C, _D, _P, _S, _U, _V, _X = (EventKind.CREATED, EventKind.DEPOSIT_PAID, EventKind.PAID, EventKind.SHIP_REQUESTED,
@@ -359,7 +360,7 @@ def _currency(value: Any, where: str) -> str:
 
 
 def _id(value: Any, where: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not ascii_digits(str(value)):
         raise Malformed(f"{where}: a numeric id is required")
     text = str(value)
     if len(text) > 30:

@@ -54,6 +54,7 @@ from orderhub.channels.base import (
     strptime_ymd_hms,
     ymdhms,
 )
+from orderhub.channels.values import ascii_digits
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
 
@@ -276,7 +277,7 @@ def ident(doc: Mapping[str, Any], *keys: str, where: str = "") -> str:
     for key in keys:
         value = doc.get(key)
         if isinstance(value, str) and value.strip():
-            if not value.isdigit() or len(value) > 32:
+            if not ascii_digits(value) or len(value) > 32:
                 raise Malformed(f"{_at(where, key)} must be digits")
             return value
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
@@ -317,7 +318,7 @@ def fen(doc: Mapping[str, Any], key: str, where: str = "") -> int:
 
 def count(doc: Mapping[str, Any], key: str, where: str = "") -> int:
     value = doc.get(key)
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and ascii_digits(value) and len(value) <= 20:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise Malformed(f"{_at(where, key)} must be a positive integer")

@@ -28,7 +28,7 @@ def ascii_int(value: object, where: str, max_digits: int = 20) -> int:
             return value
     elif isinstance(value, str) and ascii_digits(value) and len(value) <= max_digits:
         return int(value)
-    raise Malformed(f"{where}: must be a non-negative integer of at most {max_digits} ASCII digits")
+    raise Malformed(f"{where}: must be an integer (non-negative, at most {max_digits} ASCII digits)")
 
 
 def signed_int(value: object, where: str, max_digits: int = 20) -> int:

@@ -77,6 +77,7 @@ from orderhub.channels.base import (
 )
 from orderhub.channels.shopify import known_paths, load_json, validated_event
 from orderhub.channels.shopify_normalise import CURRENCY_EXPONENT, to_minor
+from orderhub.channels.values import ascii_digits
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
 
@@ -334,7 +335,8 @@ def _is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
 
 
 def _order_id(value: Any, where: str = "id") -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit() or len(str(value)) > 20:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not ascii_digits(str(value)) \
+            or len(str(value)) > 20:
         raise Malformed(f"{where}: a numeric id is required")
     return str(value)
 

@@ -60,6 +60,7 @@ from orderhub.channels.base import (
     constant_time_match,
     loads_decimal,
 )
+from orderhub.channels.values import ascii_digits
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
 
@@ -400,7 +401,7 @@ def _decode_msg(value: Any) -> dict[str, Any]:
 
 
 def _version(value: Any) -> int:
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and ascii_digits(value) and len(value) <= 20:
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10**16:
         return value

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections import OrderedDict
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -43,12 +44,27 @@ class EventLogEntry(BaseModel):
     raw_body: bytes = b""  # the request body as received (zlib-compressed at rest when large)
     raw_headers: dict[str, str] = {}
     expires_at: int | None = None  # epoch seconds; DynamoDB TTL
+    # A digest of the event's facts: a later event under the same key with other facts is a conflict,
+    # told from a redelivery without reading the entry ("" for entries written before it was kept).
+    facts: str = ""
 
     @staticmethod
     def key_for(event_time: str, channel_event_id: str) -> str:
         return f"{event_time}#{channel_event_id}"
 
 
+
+
+class LogWrite(StrEnum):
+    """What appending an event-log entry did."""
+
+    NEW = "new"
+    DUPLICATE = "duplicate"  # the key was there with the same facts (or with no digest kept)
+    CONFLICT = "conflict"  # the key was there with other facts: the channel re-used an event id
+
+
+def _log_write(kept_facts: str, arrived_facts: str) -> LogWrite:
+    return LogWrite.CONFLICT if kept_facts and arrived_facts and kept_facts != arrived_facts else LogWrite.DUPLICATE
 
 
 class ConflictError(RuntimeError):
@@ -58,7 +74,7 @@ class ConflictError(RuntimeError):
 class OrderStore(Protocol):
     def get_order(self, order_id: str) -> Order | None: ...
     def put_order(self, order: Order, expected_version: int) -> None: ...
-    def append_event(self, entry: EventLogEntry) -> bool: ...
+    def append_event(self, entry: EventLogEntry) -> LogWrite: ...
     def list_events(self, order_id: str) -> list[EventLogEntry]: ...
     def link_waybill(self, tracking_no: str, order_id: str, expires_at: int) -> None: ...
     def order_of_waybill(self, tracking_no: str) -> str | None: ...
@@ -90,6 +106,8 @@ def entry_to_item(entry: EventLogEntry) -> dict[str, Any]:
                             "outcome": {"S": v["outcome"]}, "e": {"S": to_json(described).decode()}}
     if v["expires_at"] is not None:
         item["expires_at"] = {"N": str(v["expires_at"])}
+    if v["facts"]:
+        item["f"] = {"S": v["facts"]}
     raw = v["raw_body"]
     if len(raw) > COMPRESS_ABOVE_BYTES:
         item["raw_z"] = {"B": compress(raw)}
@@ -112,6 +130,8 @@ def entry_from_item(item: dict[str, Any]) -> EventLogEntry:
                   "status_after": after, "note": note, "raw_headers": headers}
         if "expires_at" in item:
             values["expires_at"] = int(item["expires_at"]["N"])
+        if "f" in item:
+            values["facts"] = item["f"]["S"]
     compressed = item.get("raw_z")
     values.pop("raw_z", None)
     values["raw_body"] = zlib.decompress(compressed["B"]) if compressed is not None else _raw(item)
@@ -195,16 +215,21 @@ class DynamoOrderStore(DynamoBacked):
         if len(self._written) > _WRITTEN_KEPT:
             self._written.popitem(last=False)
 
-    def append_event(self, entry: EventLogEntry) -> bool:
-        """Add the entry unless one with its key exists. False: it was already there (a duplicate)."""
+    def append_event(self, entry: EventLogEntry) -> LogWrite:
+        """Add the entry unless one with its key exists; if one does, whether its facts are the same.
+
+        The failed condition returns the entry that is there (ALL_OLD): no second read, and no read at
+        all for a new entry."""
         try:
             self.client.put_item(TableName=self.events_table, Item=entry_to_item(entry),
-                                 ConditionExpression="attribute_not_exists(event_key)")
+                                 ConditionExpression="attribute_not_exists(event_key)",
+                                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except Exception as exc:
             if _is_condition_failure(exc):
-                return False
+                kept = (getattr(exc, "response", None) or {}).get("Item") or {}
+                return _log_write(kept.get("f", {}).get("S", ""), entry.facts)
             raise
-        return True
+        return LogWrite.NEW
 
     def link_waybill(self, tracking_no: str, order_id: str, expires_at: int) -> None:
         """Remember which order a waybill belongs to (first writer wins; a reused number keeps its order)."""
@@ -260,12 +285,13 @@ class InMemoryOrderStore:
             raise ConflictError(order.order_id)
         self.orders[order.order_id] = order
 
-    def append_event(self, entry: EventLogEntry) -> bool:
+    def append_event(self, entry: EventLogEntry) -> LogWrite:
         key = (entry.order_id, entry.event_key)
-        if key in self.events:
-            return False
+        kept = self.events.get(key)
+        if kept is not None:
+            return _log_write(kept.facts, entry.facts)
         self.events[key] = entry
-        return True
+        return LogWrite.NEW
 
     def list_events(self, order_id: str) -> list[EventLogEntry]:
         return sorted((e for (oid, _), e in self.events.items() if oid == order_id), key=lambda e: e.event_key)
