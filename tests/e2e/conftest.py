@@ -33,7 +33,8 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 @pytest.fixture(scope="session")
 def local_stack():
-    runtime = LocalRuntime(load_config(DEFAULT_CONFIG_PATH), port=0, clock=ManualClock(), batching_windows=False)
+    runtime = LocalRuntime(load_config(DEFAULT_CONFIG_PATH), port=0, clock=ManualClock(), batching_windows=False,
+                           timers_follow_clock=True)
     with runtime:
         failed = {name: init for name, init in runtime.warm().items() if isinstance(init, str)}
         if failed:

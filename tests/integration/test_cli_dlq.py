@@ -6,6 +6,7 @@ import base64
 import json
 import re
 import threading
+import time
 from pathlib import Path
 
 import boto3
@@ -72,12 +73,14 @@ def test_list_shows_every_dlq_with_depth_and_age(stack, capsys):
     assert main(["dlq", "list", "--config", str(config), "--endpoint-url", runtime.endpoint_url]) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
-    # Then every DLQ of the stage is there, and the stream's failure queue too (marked not redrivable)
+    # Then every DLQ of the stage is there, and the stream's failure queue too (redriven from the stream)
     queues = runtime.topology.queues
     assert set(rows) == {q.name if q.is_dead_letter_only else q.dlq_name for q in queues}
-    assert rows["intake-dlq"][1] == "3" and rows["intake-dlq"][2].endswith("s") and rows["intake-dlq"][3] == "intake"
+    # (the age is whatever time passed since they were parked: its form, not its size)
+    assert rows["intake-dlq"][1] == "3" and re.fullmatch(r"\d+(\.\d)?[smhd]", rows["intake-dlq"][2])
+    assert rows["intake-dlq"][3] == "intake"
     assert rows["sub-wms-dlq"][1:3] == ["0", "-"]
-    assert "not redrivable" in " ".join(rows["publisher-failures"])
+    assert rows["publisher-failures"][3:] == ["orders-stream", "(re-read", "within", "24", "h)"]
     # And looking did not hide the messages from a redrive
     assert depth(runtime, "intake-dlq") == 3
     assert main(["dlq", "redrive", "intake-dlq", "--config", str(config)]) == 0
@@ -111,8 +114,6 @@ def test_redrive_moves_everything_back_once_with_attributes(stack, capsys):
 def test_redrive_refuses_queues_it_cannot_redrive(stack, capsys):
     runtime, _, config = stack
     args = ["--config", str(config), "--endpoint-url", runtime.endpoint_url]
-    assert main(["dlq", "redrive", "publisher-failures", *args]) == 2
-    assert "stream failure records" in capsys.readouterr().err
     assert main(["dlq", "redrive", "intake", *args]) == 2
     assert main(["dlq", "redrive", "no-such-dlq", *args]) == 2
 
@@ -161,3 +162,48 @@ def test_purge_asks_for_the_queue_name_first(stack, capsys, monkeypatch):
     sqs(runtime).send_message(QueueUrl=runtime.resources.queue_urls["imports-dlq"], MessageBody="{}")
     assert main(["dlq", "purge", "imports-dlq", "--yes", *args]) == 0
     assert depth(runtime, "imports-dlq") == 0
+
+
+def test_publisher_failures_are_shown_as_stream_batches_and_redriven_from_the_stream(stack, capsys):
+    # Given an order written to the orders table, and Lambda's on-failure record of its stream batch
+    from unit.mall_events import created
+
+    from orderhub.channels.mall import CHANNEL
+    from orderhub.lifecycle.machine import apply_event
+    from orderhub.store.orders import order_to_item
+
+    runtime, _, config = stack
+    args = ["--config", str(config), "--endpoint-url", runtime.endpoint_url]
+
+    def client(service: str):
+        return boto3.client(service, endpoint_url=runtime.endpoint_url, region_name=runtime.region)
+
+    (event,) = CHANNEL.parse(json.dumps(created()).encode())
+    order, _ = apply_event(None, event)
+    client("dynamodb").put_item(TableName=runtime.resources.tables["orders"], Item=order_to_item(order))
+    arn = runtime.resources.stream_arns["orders"]
+    streams = client("dynamodbstreams")
+    (shard,) = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
+                                          ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    sequence = streams.get_records(ShardIterator=iterator)["Records"][-1]["dynamodb"]["SequenceNumber"]
+    record = {"requestContext": {"condition": "RetryAttemptsExhausted", "approximateInvokeCount": 6},
+              "responseContext": {"statusCode": 200, "functionError": "Unhandled"}, "version": "1.0",
+              "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+              "DDBStreamBatchInfo": {"shardId": shard["ShardId"], "startSequenceNumber": sequence,
+                                     "endSequenceNumber": sequence, "batchSize": 1, "streamArn": arn}}
+    sqs(runtime).send_message(QueueUrl=runtime.resources.queue_urls["publisher-failures"],
+                              MessageBody=json.dumps(record))
+    # When an operator shows the queue, it says which batch failed and how long the stream keeps it
+    assert main(["dlq", "show", "publisher-failures", *args]) == 0
+    out = capsys.readouterr().out
+    assert "stream batch of 1 record(s) Lambda gave up on (RetryAttemptsExhausted" in out
+    assert f"sequence {sequence}..{sequence}" in out
+    assert re.search(r"on the stream for about 2[34]\.\dh more: redrive it before then", out)
+    # When they redrive it, the batch's domain events (created, its first status) are queued to publish again
+    assert main(["dlq", "redrive", "publisher-failures", *args]) == 0
+    assert "2 domain event(s) queued to publish again, 0 record(s) left parked" in capsys.readouterr().out
+    runtime.wait_until_idle()
+    # Then the publisher took them from the queue, and nothing is parked
+    assert depth(runtime, "publisher-failures") == depth(runtime, "unpublished") == 0
+    assert depth(runtime, "unpublished-dlq") == 0
