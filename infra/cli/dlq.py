@@ -12,6 +12,9 @@ import time
 from typing import Any
 
 from infra.cli.common import aws_client, aws_options, stage_config
+from orderhub.bus.stream_range import FailedStreamBatch
+
+STREAM_RETENTION_S = 24 * 3600  # DynamoDB Streams keeps records this long
 
 
 def register(sub: Any) -> None:
@@ -19,7 +22,8 @@ def register(sub: Any) -> None:
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True)
     for name, func, text in (("list", _dlq_list, "every DLQ of the stage: depth and oldest message age"),
                              ("show", _dlq_show, "the messages of one DLQ: when, how often tried, why parked"),
-                             ("redrive", _dlq_redrive, "move messages from a DLQ back to its source queue"),
+                             ("redrive", _dlq_redrive, "move messages from a DLQ back to its source queue "
+                                                       "(publisher-failures: re-read from the orders stream)"),
                              ("purge", _dlq_purge, "delete every message of one DLQ (asks first)")):
         p = dlq_sub.add_parser(name, help=text)
         aws_options(p)
@@ -69,7 +73,7 @@ def _dlq_list(args: argparse.Namespace) -> int:
         depth = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
         age = _oldest_age_s(sqs, url) if depth else None
         rows.append((name.removeprefix(prefix), depth, "-" if age is None else _age(age),
-                     "stream failures (not redrivable)" if name in parked else name.removeprefix(prefix)[:-4]))
+                     "orders-stream (re-read within 24 h)" if name in parked else name.removeprefix(prefix)[:-4]))
     print(f"{'queue':<28} {'depth':>6} {'oldest':>9}  source")
     for queue, depth, oldest, source in rows:
         print(f"{queue:<28} {depth:>6} {oldest:>9}  {source}")
@@ -169,6 +173,9 @@ def _summary(body: str) -> str:
         doc = json.loads(body)
     except ValueError:
         return f"body: {len(body)} characters (not JSON; --body prints it)"
+    batch = FailedStreamBatch.from_record(doc)
+    if batch is not None:
+        return batch.describe() + (f"; {_stream_age(batch)}" if batch.failed_at else "")
     if isinstance(doc, dict) and "detail-type" in doc:
         detail = doc.get("detail") or {}
         return (f"{doc['detail-type']} event {detail.get('event_id')} of order {detail.get('order_id')} "
@@ -178,6 +185,20 @@ def _summary(body: str) -> str:
         if known:
             return "  ".join(f"{k}={v}" for k, v in known.items()) + "  (--body prints the whole body)"
     return f"body: {len(body)} characters (--body prints it)"
+
+
+def _stream_age(batch: FailedStreamBatch) -> str:
+    """Whether `dlq redrive` can still read the batch: DynamoDB keeps stream records 24 hours."""
+    from datetime import datetime
+
+    try:
+        failed = datetime.fromisoformat(batch.failed_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return "failure time unknown"
+    left = STREAM_RETENTION_S - (time.time() - failed)
+    if left <= 0:
+        return "past the stream's 24 h retention: the redrive cannot read it (replay the orders instead)"
+    return f"on the stream for about {_age(left)} more: redrive it before then"
 
 
 def _dlq_purge(args: argparse.Namespace) -> int:
@@ -211,9 +232,14 @@ def _dlq_redrive(args: argparse.Namespace) -> int:
         return 2
     sqs, queues, prefix, name, parked = found
     if name in parked:
-        print(f"{name} holds stream failure records (metadata, not events): inspect them and replay from "
-              "the orders table instead", file=sys.stderr)
-        return 2
+        from infra.topology import UNPUBLISHED_QUEUE
+
+        target = prefix + UNPUBLISHED_QUEUE
+        moved, failed = redrive_stream_failures(sqs, aws_client(args, "dynamodbstreams"), queues[name],
+                                                queues[target], args.max)
+        print(f"redrive {name.removeprefix(prefix)} -> {UNPUBLISHED_QUEUE}: {moved} domain event(s) queued "
+              f"to publish again, {failed} record(s) left parked")
+        return 1 if failed else 0
     source = name.removesuffix("-dlq")
     if not name.endswith("-dlq") or source not in queues:
         print(f"{name} is not the DLQ of a queue under {prefix}*", file=sys.stderr)
@@ -259,6 +285,53 @@ def redrive(sqs: Any, dlq_url: str, source_url: str, limit: int | None = None) -
         moved += len(sent)
         failed += len(unsent)
     return moved, failed
+
+
+def redrive_stream_failures(sqs: Any, streams: Any, failures_url: str, unpublished_url: str,
+                            limit: int | None = None) -> tuple[int, int]:
+    """Each on-failure record: its batch read back from the stream, its domain events queued to be
+    published again, then the record deleted (queued before deleted: nothing lost, and a repeat
+    only repeats event ids). A batch the stream no longer holds stays parked, with the reason said.
+    Returns (events queued, records left parked)."""
+    from orderhub.bus.stream_range import StreamRangeGone, events_for_batch
+    from orderhub.bus.unpublished import ParkingError, park
+
+    attrs = sqs.get_queue_attributes(QueueUrl=failures_url, AttributeNames=["ApproximateNumberOfMessages"])
+    budget = int(attrs["Attributes"]["ApproximateNumberOfMessages"])
+    budget = budget if limit is None else min(budget, limit)
+    queued = left = seen = 0
+    while seen < budget:
+        batch = sqs.receive_message(QueueUrl=failures_url, MaxNumberOfMessages=min(10, budget - seen),
+                                    VisibilityTimeout=60).get("Messages", [])
+        if not batch:
+            break
+        for message in batch:
+            seen += 1
+            described = FailedStreamBatch.from_record(_json_or_none(message["Body"]))
+            try:
+                if described is None:
+                    raise ValueError("not a stream on-failure record")
+                entries = events_for_batch(streams, described)
+                park(sqs, unpublished_url, entries, f"re-read from the orders stream: {described.shard_id} "
+                     f"{described.first_sequence}..{described.last_sequence}")
+            except (StreamRangeGone, ParkingError, ValueError) as exc:
+                print(f"  {message['MessageId']} left parked: {exc}", file=sys.stderr)
+                sqs.change_message_visibility(QueueUrl=failures_url, ReceiptHandle=message["ReceiptHandle"],
+                                              VisibilityTimeout=0)
+                left += 1
+                continue
+            sqs.delete_message(QueueUrl=failures_url, ReceiptHandle=message["ReceiptHandle"])
+            queued += len(entries)
+    return queued, left
+
+
+def _json_or_none(body: str) -> Any:
+    import json
+
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def _sendable(attributes: dict) -> dict:

@@ -10,12 +10,17 @@ PUT_EVENTS_MAX_ENTRIES = 10
 
 
 class PublishError(RuntimeError):
-    pass
+    """Some entries were not published: `unpublished` holds exactly those (a superset when the
+    bus could not be reached at all, since then no entry of the call is known to be accepted)."""
+
+    def __init__(self, message: str, unpublished: tuple[BusEntry, ...] = ()) -> None:
+        super().__init__(message)
+        self.unpublished = unpublished
 
 
 class EventPublisher(Protocol):
     def publish(self, entries: list[BusEntry]) -> None:
-        """All entries accepted, or PublishError."""
+        """All entries accepted, or PublishError naming those that were not."""
 
 
 class EventBridgePublisher:
@@ -28,13 +33,33 @@ class EventBridgePublisher:
             from orderhub.aws import client
 
             self._client = client("events")
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        unpublished: list[BusEntry] = []
+        codes: set[str] = set()
         for start in range(0, len(entries), PUT_EVENTS_MAX_ENTRIES):
             chunk = entries[start:start + PUT_EVENTS_MAX_ENTRIES]
-            reply = self._client.put_events(Entries=[e.to_put_events_entry(self._bus) for e in chunk])
-            # PutEvents can fail per entry with HTTP 200: the count is the only signal.
+            try:
+                reply = self._client.put_events(Entries=[e.to_put_events_entry(self._bus) for e in chunk])
+            except (ClientError, BotoCoreError) as exc:
+                # botocore has used up its retries: the bus is out of reach, so is every later chunk.
+                code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+                raise PublishError(f"{len(entries) - start} of {len(entries)} entries not sent: {code}",
+                                   tuple(unpublished) + tuple(entries[start:])) from exc
+            # PutEvents can fail per entry with HTTP 200: the count is the only signal, and the
+            # results are in request order, so a failed result names its entry.
             if reply.get("FailedEntryCount", 0):
-                codes = {r.get("ErrorCode") for r in reply.get("Entries", []) if r.get("ErrorCode")}
-                raise PublishError(f"{reply['FailedEntryCount']} of {len(chunk)} entries failed: {sorted(codes)}")
+                results = reply.get("Entries", [])
+                if len(results) != len(chunk):  # cannot tell which: all of them again (ids dedupe)
+                    refused = list(chunk)
+                    codes.add("unattributed")
+                else:
+                    refused = [e for e, r in zip(chunk, results, strict=True) if r.get("ErrorCode")]
+                    codes.update(r["ErrorCode"] for r in results if r.get("ErrorCode"))
+                unpublished += refused
+        if unpublished:
+            raise PublishError(f"{len(unpublished)} of {len(entries)} entries failed: {sorted(codes)}",
+                               tuple(unpublished))
 
 
 class InMemoryPublisher:
