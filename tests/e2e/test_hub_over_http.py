@@ -27,6 +27,11 @@ def stack():
     from infra.local.runtime import LocalRuntime
 
     receiver, config, paths = receiver_for(load_config())
+    # A push the receiver took but answered after the dispatcher stopped waiting is sent again: a duplicate
+    # by design (subscribers dedupe by event id). These tests count duplicates, so on a busy machine the
+    # dispatcher waits for the receiver as long as the configuration allows.
+    patient = [s.model_copy(update={"timeout_s": 25, "connect_timeout_s": 10}) for s in config.subscribers]
+    config = config.model_copy(update={"subscribers": patient})
     clock = ManualClock(datetime.now(UTC))
     with receiver, LocalRuntime(config, port=0, clock=clock, timers_follow_clock=True) as runtime:
         runtime.receiver, runtime.inboxes, runtime.paths = receiver, by_subscriber(receiver, paths), paths

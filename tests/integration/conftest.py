@@ -138,6 +138,10 @@ def hub(monkeypatch):
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     receiver, config, paths = receiver_for(load_config())
+    # A push the receiver answers after the dispatcher stopped waiting is sent again (a duplicate by design):
+    # on a busy machine, wait for the in-process receiver as long as the configuration allows.
+    config = config.model_copy(update={"subscribers": [
+        s.model_copy(update={"timeout_s": 25, "connect_timeout_s": 10}) for s in config.subscribers]})
     topology = build_topology(config.topology_subscribers(), config.business_timezone)
     with receiver, mock_aws():
         _reset_lambda_state()

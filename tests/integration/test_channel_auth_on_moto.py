@@ -31,6 +31,18 @@ def send(hub, channel: str, headers: dict[str, str], body: bytes) -> dict:
     return hub.invoke("webhook_ingest", hub.webhook_event(body, headers, channel=channel))
 
 
+@pytest.fixture
+def hub_now(hub, monkeypatch) -> datetime:
+    """The hub's clock held at one instant, so a timestamp's distance from it is exactly what a test signs."""
+    import importlib
+
+    from orderhub.clock import FixedClock
+
+    now = datetime.now(UTC)
+    monkeypatch.setattr(importlib.import_module("functions.webhook_ingest.handler"), "_clock", FixedClock(now))
+    return now
+
+
 def queued(hub) -> list[dict]:
     messages: list[dict] = []
     while batch := hub.receive("intake"):
@@ -95,16 +107,16 @@ def test_a_secret_one_character_off_gets_401_and_queues_nothing(hub, channel):
 
 
 @pytest.mark.parametrize("channel", TIMESTAMPED)
-# Timestamps are whole seconds and the hub reads its own clock a moment later, so the edges here
-# keep 10 s clear of ±300 (the exact edges, ±299/±301 s, are unit-tested on a fixed clock).
+# Timestamps are whole seconds; the edges here keep 10 s clear of ±300 (the exact edges, ±299/±301 s,
+# are unit-tested).
 @pytest.mark.parametrize("skew", [timedelta(seconds=-310), timedelta(seconds=310), timedelta(hours=-1)])
-def test_a_stale_or_future_timestamp_gets_401_and_queues_nothing(hub, channel, skew):
-    headers, body = signed_request(hub.config, first_request(channel), now=datetime.now(UTC) + skew)
+def test_a_stale_or_future_timestamp_gets_401_and_queues_nothing(hub, hub_now, channel, skew):
+    headers, body = signed_request(hub.config, first_request(channel), now=hub_now + skew)
     assert send(hub, channel, headers, body)["statusCode"] == 401
     assert queued(hub) == []
 
 
 @pytest.mark.parametrize("channel", TIMESTAMPED)
-def test_a_timestamp_inside_the_tolerance_is_accepted(hub, channel):
-    headers, body = signed_request(hub.config, first_request(channel), now=datetime.now(UTC) - timedelta(seconds=280))
+def test_a_timestamp_inside_the_tolerance_is_accepted(hub, hub_now, channel):
+    headers, body = signed_request(hub.config, first_request(channel), now=hub_now - timedelta(seconds=280))
     assert 200 <= send(hub, channel, headers, body)["statusCode"] < 300

@@ -13,7 +13,8 @@ from infra.standins.robots import RobotServer, robots_for
 from orderhub.alerts.robots import robot_outcome, robot_request
 from orderhub.outbound_http import HttpTransport, Timeouts
 
-TIMEOUTS = Timeouts(2, 5)
+# Bounds on waiting for the stand-in's thread, not times it must answer within: generous, for a busy machine.
+TIMEOUTS = Timeouts(60, 60)
 
 
 @pytest.fixture

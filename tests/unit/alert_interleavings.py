@@ -71,8 +71,11 @@ class Turnstile:
     def next_choices(self) -> dict[int, str]:
         """Wait until no worker runs; the workers waiting at a gate (empty when all are done)."""
         with self._cv:
-            self._cv.wait_for(lambda: self._granted is None
-                              and len(self.waiting) + len(self.done) == self._workers, timeout=30)
+            # Choosing before every worker has reached its gate would explore a different interleaving
+            # than the one drawn; the bound only turns a stuck worker into a failure instead of a hang.
+            settled = self._cv.wait_for(lambda: self._granted is None
+                                        and len(self.waiting) + len(self.done) == self._workers, timeout=600)
+            assert settled, f"workers neither at a gate nor done: waiting {self.waiting}, done {self.done}"
             return dict(self.waiting)
 
     def grant(self, worker: int) -> None:

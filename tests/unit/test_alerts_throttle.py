@@ -47,7 +47,8 @@ def play_interleaving(data: Any, store: Any, max_occurrences: int = 12) -> World
         failures_left -= world.fail_next_send
         turnstile.grant(worker)
     for thread in threads:
-        thread.join(timeout=10)
+        thread.join(timeout=600)  # each has passed its last gate: only a stuck one takes long
+        assert not thread.is_alive(), f"{thread.name} did not finish"
     assert turnstile.failure is None, turnstile.failure
 
     # What SQS would still hand out (records failed back onto the queue), then the digest once the
