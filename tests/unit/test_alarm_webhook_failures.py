@@ -108,3 +108,28 @@ def test_every_push_channel_has_its_own_route_and_no_other_channel_has_one():
     webhook_routes = {r.path for r in build_topology().routes if r.function == "webhook_ingest"}
     assert webhook_routes == {f"/webhooks/{name}" for name in push}
     assert all(r.method == "POST" for r in build_topology().routes if r.function == "webhook_ingest")
+
+
+@pytest.fixture(scope="module")
+def local_api():
+    """The local runtime's router over the hub's own routes (nothing is invoked: routing only)."""
+    from infra.local.http_api import HttpApi
+
+    api = HttpApi(build_topology().routes, lambda name, event: None, "127.0.0.1", 0)
+    api.start()
+    yield api
+    api.stop()
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.one_of(st.sampled_from(sorted(CHANNEL_MODULES)),
+                      st.text(alphabet=st.characters(codec="ascii", exclude_characters="/?#%"), min_size=1,
+                              max_size=80)))
+def test_locally_too_only_a_push_channel_is_routed_to_the_webhook_function(local_api, name):
+    found = local_api.route("POST", f"/webhooks/{name}")
+    if name in WEBHOOK_CHANNELS:
+        assert found is not None and found[0].route.function == "webhook_ingest"
+        # The handler reads its channel from the route key the router names
+        assert handler.channel_of({"routeKey": found[0].key, "pathParameters": found[1] or None}) == name
+    else:
+        assert found is None  # 404 without invoking anything, as API Gateway does
