@@ -55,7 +55,7 @@ UNDATED = datetime(1970, 1, 1, tzinfo=UTC)
 
 def channel_time_refusal(at: datetime, now: datetime) -> str | None:
     """Why `at` cannot be a channel's time for an event received at `now`, or None when it can."""
-    if at < EARLIEST_CHANNEL_TIME and at != UNDATED:
+    if at < EARLIEST_CHANNEL_TIME:
         return f"a time before {EARLIEST_CHANNEL_TIME:%Y-%m-%d} ({at:%Y-%m-%d})"
     if (at - now).total_seconds() > CHANNEL_TIME_AHEAD_S:
         return f"a time more than a day ahead of the hub clock ({at:%Y-%m-%d})"

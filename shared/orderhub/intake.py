@@ -13,7 +13,7 @@ from typing import Any
 
 from orderhub.channels import UnknownChannel, get_channel
 from orderhub.channels.base import ChannelRejection, ChannelSettings, InboundRequest, Malformed, Reply
-from orderhub.clock import Clock, channel_time_refusal, utc_iso
+from orderhub.clock import UNDATED, Clock, channel_time_refusal, utc_iso
 from orderhub.intake_batch import MAX_MESSAGE_BYTES
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import OrderEvent
@@ -33,6 +33,8 @@ def check_event_times(events: Sequence[OrderEvent], now: datetime) -> None:
     """Every time an event carries is within the window around the hub clock (clock.channel_time_refusal):
     a time past it would hold its order against every real event after it."""
     for event in events:
+        if event.event_time == UNDATED and not event.kinds and any(g.startswith("time") for g in event.gaps):
+            continue  # the channel sent no time: logged as a gap, it changes nothing
         for at in (event.event_time, *event.milestone_times.values()):
             refusal = channel_time_refusal(at, now)
             if refusal is not None:

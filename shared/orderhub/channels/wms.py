@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
 
 from orderhub.channels import CHANNEL_MODULES
 from orderhub.channels.base import (
@@ -72,6 +72,10 @@ KNOWN_FIELDS = frozenset({
 })
 
 
+class _PackageLine(PackageLine):
+    quantity: Annotated[int, Strict(), Field(gt=0, le=100_000)]  # a JSON integer: `true` is not 1
+
+
 class _OrderRef(BaseModel):
     channel: Annotated[str, Field(min_length=1, max_length=32)]
     channel_order_id: _Id
@@ -87,7 +91,7 @@ class _Package(BaseModel):
     package_id: _Id
     carrier: Annotated[str, Field(max_length=32)] = ""
     tracking_no: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9-]*$")] = ""
-    lines: Annotated[list[PackageLine], Field(max_length=500)] = []
+    lines: Annotated[list[_PackageLine], Field(max_length=500)] = []
     scanned_at: AwareDatetime
     # An id from the warehouse's user directory, never a person's name.
     operator_id: Annotated[str, Field(max_length=64, pattern=r"^[A-Za-z0-9_.:@-]*$")] = ""
@@ -161,7 +165,7 @@ class WmsChannel(Channel):
         }
         if hook.event_type == "package.outbound":
             event["outbound"] = {"package_id": p.package_id, "warehouse": hook.warehouse, "carrier": p.carrier,
-                                 "tracking_no": p.tracking_no, "lines": tuple(p.lines)}
+                                 "tracking_no": p.tracking_no, "lines": [line.model_dump() for line in p.lines]}
             event["shipment"] = {"carrier": p.carrier, "tracking_no": p.tracking_no}
         return OrderEvent.model_validate(event)
 

@@ -255,7 +255,11 @@ def _snapshot_event(order: Mapping[str, Any], topic: str, drift: tuple[str, ...]
     }
     if not facts:
         return event
-    lines = _lines(order.get("line_items"), currency)
+    lines, rounded = _lines(order.get("line_items"), currency)
+    if rounded:
+        # WooCommerce's line `price` is the line total over the quantity (10.00 / 3): below the minor
+        # unit it is rounded to one, and said so; the order and line totals stay exact.
+        event["gaps"] = (*event["gaps"], SUB_MINOR_PRICE)
     if lines:
         event["details"] = {"currency": currency, "total_amount": total, "lines": lines,
                             "region": _region(order.get("shipping"))}
@@ -276,8 +280,13 @@ def _refund_case(refund: Mapping[str, Any], currency: str) -> dict[str, Any]:
             "reason": reason[:200] if isinstance(reason, str) else "", "channel_state": "refund"}
 
 
-def _lines(items: Any, currency: str) -> list[dict[str, Any]]:
+SUB_MINOR_PRICE = "line_items[].price: below the minor unit, rounded"
+
+
+def _lines(items: Any, currency: str) -> tuple[list[dict[str, Any]], bool]:
+    """The lines, and whether a unit price had to be rounded to the currency's minor unit."""
     lines = []
+    rounded = False
     for item in _objects(items, "line_items"):
         quantity = item.get("quantity")
         if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
@@ -293,9 +302,14 @@ def _lines(items: Any, currency: str) -> list[dict[str, Any]]:
         if price is None:  # older payloads: the line total over the quantity
             total = to_minor(item.get("total"), currency, "line_items[].total")
             price = (Decimal(total) / quantity).scaleb(-CURRENCY_EXPONENT.get(currency, 2))
+        try:
+            unit_price = to_minor(price, currency, "line_items[].price")
+        except Malformed:
+            unit_price = to_minor(price, currency, "line_items[].price", exact=False)  # still refuses non-amounts
+            rounded = True
         lines.append({"sku": sku[:64], "name": str(item.get("name") or "")[:200], "quantity": quantity,
-                      "unit_price": to_minor(price, currency, "line_items[].price", exact=False)})
-    return lines
+                      "unit_price": unit_price})
+    return lines, rounded
 
 
 def _region(address: Any) -> dict[str, str]:

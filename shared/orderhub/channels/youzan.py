@@ -60,7 +60,7 @@ from orderhub.channels.base import (
     constant_time_match,
     loads_decimal,
 )
-from orderhub.channels.values import ascii_digits
+from orderhub.channels.values import ascii_digits, ascii_int
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, EventKind
 from orderhub.models.order import OrderEvent
 
@@ -296,7 +296,8 @@ def _details(full: Mapping[str, Any]) -> dict[str, Any] | None:
             or str(line.get("item_id") or "")
         if not sku:
             raise Malformed(f"full_order_info.orders[{i}]: no outer_sku_id, sku_id or item_id")
-        lines.append({"sku": str(sku), "name": str(line.get("title") or "")[:200], "quantity": line.get("num"),
+        lines.append({"sku": str(sku), "name": str(line.get("title") or "")[:200],
+                      "quantity": ascii_int(line.get("num"), f"full_order_info.orders[{i}].num", 6),
                       "unit_price": _fen(line.get("price"), f"orders[{i}].price")})
     return {"currency": "CNY", "total_amount": _fen(pay.get("payment"), "pay_info.payment"), "lines": lines,
             "region": _region(full.get("address_info")) or {}}
