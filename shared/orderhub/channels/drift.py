@@ -1,7 +1,11 @@
 """Schema drift (ING-7): the paths of a channel payload that the channel's schema does not know.
 
-`drift_paths` walks the payload once against a trie of the known fields (checked against the
-plain definition, `field_paths`, by hypothesis in tests/unit/test_drift_paths.py).
+`unknown_paths` walks the payload once against a trie of the known fields and keeps the topmost
+paths with one pass over their separators (checked against the plain definition, `field_paths`,
+by hypothesis in tests/unit/test_drift_paths.py): its cost is linear in the payload, whatever the
+number or length of the keys. `drift_paths` is what an event carries and the channel-health
+table records: the first `MAX_LISTED_PER_EVENT` of them, bounded in length, and a note of how
+many more there were (`orderhub.store.health`).
 """
 
 from __future__ import annotations
@@ -10,9 +14,16 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
+from orderhub.store.health import listed_with_note
+
 
 def drift_paths(payload: Any, known: frozenset[str] | set[str], ignore: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """The topmost paths of `payload` that are neither in `known` nor at or under an `ignore` path.
+    """The drift an event carries: `unknown_paths`, the first few listed, the rest counted."""
+    return listed_with_note(unknown_paths(payload, known, ignore))
+
+
+def unknown_paths(payload: Any, known: frozenset[str] | set[str], ignore: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The topmost paths of `payload` that are neither in `known` nor at or under an `ignore` path, sorted.
 
     The same answer as filtering every path of `field_paths(payload)`, found in one walk: an
     ignored path's subtree is all ignored, and under an unknown path nothing can be topmost,
@@ -28,11 +39,50 @@ def drift_paths(payload: Any, known: frozenset[str] | set[str], ignore: tuple[st
         _walk_tree(payload, tree, "", found, known, exact, prefixes)
     if not found:
         return ()
-    unknown = sorted(found)
-    # Only the topmost unknown path of a new subtree is worth reporting.
-    top = [p for p in unknown if not any(p != q and (p.startswith(q + ".") or p.startswith(q + "[]"))
-                                         for q in unknown)]
-    return tuple(top)
+    return tuple(sorted(_topmost(found)))
+
+
+def _topmost(paths: set[str]) -> list[str]:
+    """The paths not under another one (`q.…` or `q[]…` for some other q in `paths`).
+
+    A path's candidate parents are its prefixes that end where a `.` or `[]` starts; the paths
+    are cut there into pieces and put in a trie of pieces, so each path is looked at once, piece
+    by piece (pairwise checks were quadratic: 4,000 unknown keys took seconds). Only keys that
+    hold dots or brackets can make a found path sit under another.
+    """
+    if all("." not in p and "[" not in p for p in paths):
+        return list(paths)
+    end = object()  # marks a trie node that is a whole path
+    trie: dict[Any, Any] = {}
+    cut_paths = [(p, _pieces(p)) for p in paths]
+    for _, pieces in cut_paths:
+        node = trie
+        for piece in pieces:
+            node = node.setdefault(piece, {})
+        node[end] = True
+    top = []
+    for path, pieces in cut_paths:
+        node = trie
+        for piece in pieces[:-1]:  # every proper prefix that ends at a separator
+            node = node[piece]
+            if end in node:
+                break
+        else:
+            top.append(path)
+    return top
+
+
+def _pieces(path: str) -> list[str]:
+    """`path` cut before every `.` and every `[]`; the prefixes ending at a cut are its candidate parents.
+
+    A cut at 0 gives an empty first piece: the empty path (an empty top-level key) is a parent too.
+    A parent's own pieces are the path's first ones: a `[` ending a parent cannot pair with a `]`
+    of the path, which would then go on with `]`, not a separator."""
+    bounds = [0]
+    if "." in path or "[" in path:
+        bounds += [i for i, c in enumerate(path) if c == "." or (c == "[" and path.startswith("]", i + 1))]
+    bounds.append(len(path))
+    return [path[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 @lru_cache(maxsize=256)

@@ -1,33 +1,52 @@
 """Channel health (ING-7, ST-1): schema drift and mapping gaps, counted per channel.
 
-One item per (channel, unknown field path) and per (channel, unmapped code) in the
-`channel-health` table: pk `channel`, sk `entry` = `drift#<path>` or `gap#<code>`, with
-`count`, `first_seen`, `last_seen` (hub clock, UTC ISO) and `last_event_id` (an example to look
-up in the order's timeline). `orderhub drift report` / `orderhub gaps report` read them.
+One event is at most one write. Its unknown field paths (drift) and unmapped codes (gaps), the
+first `MAX_LISTED_PER_EVENT` of each and how many more there were, are one *set*; the
+`channel-health` table holds one item per (channel, set): pk `channel`, sk `entry` =
+`set#<hash of the set>`, with the set (`drift`, `gaps`: lists of text), `count`, `first_seen`,
+`last_seen` (hub clock, UTC ISO), `last_event_id` (an example to look up in the order's
+timeline) and `more_drift`/`more_gaps` (paths and codes beyond the listed ones, summed).
 
-Each distinct path/code of an event is one UpdateItem (ADD count, SET first_seen if it is
-not set yet, SET last_seen and last_event_id): no read, no condition, so concurrent mappers
-never conflict. An event is counted each time it is mapped: a redelivered or replayed event
-counts again, so `count` is "times seen", not "distinct events". `last_seen` is the time of the
-last recording (the intake message's `received_at`); two recordings racing may leave the
-slightly older one, which a report does not care about.
+The write is one UpdateItem (ADD count, SET first_seen if it is not set yet, SET the rest): no
+read, no condition, so concurrent mappers never conflict and no count is lost. The key is a
+fixed-length hash, never channel text, so a 1,000-byte field name cannot break the write (the
+1,024-byte sort-key limit); paths and codes are stored as data, escaped and at most
+`MAX_TEXT_CHARS` each (`storable_text`), so an item stays under ~60 KB whatever the event. A
+channel whose events all bring the same new field has one item; its reports read one item per
+distinct set. (Items written as one counter per path, `drift#<path>` / `gap#<code>`, are
+read alike.)
+
+`entries()` adds the sets up per path or code: `count` is "times seen" (a redelivered or
+replayed event counts again), first/last seen the earliest and latest, the example the latest
+one's. Events that listed only the first paths or codes add up in one row per channel and
+kind that says how many more there were. `orderhub drift report` / `gaps report` print them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from orderhub.store import DynamoTable
+from orderhub.store.attributes import from_item, storable_text
 
 DRIFT = "drift"
 GAP = "gap"
 _SEPARATOR = "#"
+_SET = "set"
 
-_UPDATE = ("ADD #count :one "
-           "SET #first = if_not_exists(#first, :at), #last = :at, #example = :event_id")
-_NAMES = {"#count": "count", "#first": "first_seen", "#last": "last_seen", "#example": "last_event_id"}
+MAX_LISTED_PER_EVENT = 32  # paths (and codes) one event lists; a platform's new release adds a handful
+MAX_TEXT_CHARS = 200  # a path or code as stored: room for any real one, bounded for a hostile one
+_MORE_PATHS = " more unknown field paths"
+
+_UPDATE = ("ADD #count :one, #more_drift :more_drift, #more_gaps :more_gaps "
+           "SET #first = if_not_exists(#first, :at), #last = :at, #example = :event_id, "
+           "#drift = :drift, #gaps = :gaps")
+_NAMES = {"#count": "count", "#first": "first_seen", "#last": "last_seen", "#example": "last_event_id",
+          "#drift": "drift", "#gaps": "gaps", "#more_drift": "more_drift", "#more_gaps": "more_gaps"}
 
 
 @dataclass(frozen=True)
@@ -51,13 +70,52 @@ def entry_key(kind: str, key: str) -> str:
     return f"{kind}{_SEPARATOR}{key}"
 
 
-def _entries(drift: Iterable[str], gaps: Iterable[str]) -> list[str]:
-    return sorted({entry_key(DRIFT, p) for p in drift} | {entry_key(GAP, c) for c in gaps})
+def listed_with_note(paths: Sequence[str]) -> tuple[str, ...]:
+    """What an event carries as drift: the first `MAX_LISTED_PER_EVENT` paths, storable, then
+    (only when there were more) one note `+<n> more unknown field paths`, which the store reads
+    by its place: a list longer than the cap ends with it."""
+    listed = tuple(storable_text(p, MAX_TEXT_CHARS) for p in paths[:MAX_LISTED_PER_EVENT])
+    more = len(paths) - MAX_LISTED_PER_EVENT
+    return listed + (f"+{more}{_MORE_PATHS}",) if more > 0 else listed
 
 
-def _split(entry: str) -> tuple[str, str]:
-    kind, _, key = entry.partition(_SEPARATOR)
-    return kind, key
+def overflow_key(kind: str, more: int) -> str:
+    """The report row of the paths or codes that events did not list."""
+    what = "unknown field paths" if kind == DRIFT else "unmapped codes"
+    return f"(+{more} more {what}: an event lists its first {MAX_LISTED_PER_EVENT})"
+
+
+def _listed(texts: Iterable[str], note: bool) -> tuple[list[str], int]:
+    """Distinct storable texts, at most `MAX_LISTED_PER_EVENT`, and how many more there were."""
+    texts = tuple(texts)
+    if note and len(texts) == MAX_LISTED_PER_EVENT + 1:
+        count = texts[-1][1:-len(_MORE_PATHS)]
+        if texts[-1].startswith("+") and texts[-1].endswith(_MORE_PATHS) and count.isdigit():
+            return sorted({storable_text(t, MAX_TEXT_CHARS) for t in texts[:-1]}), int(count)
+    distinct = sorted({storable_text(t, MAX_TEXT_CHARS) for t in texts})
+    return distinct[:MAX_LISTED_PER_EVENT], max(0, len(distinct) - MAX_LISTED_PER_EVENT)
+
+
+@dataclass(frozen=True)
+class _EventSet:
+    """What one event adds: its set's sort key and attributes."""
+
+    entry: str
+    drift: list[str]
+    gaps: list[str]
+    more_drift: int
+    more_gaps: int
+
+
+def _event_set(drift: Iterable[str], gaps: Iterable[str]) -> _EventSet | None:
+    listed_drift, more_drift = _listed(drift, note=True)
+    listed_gaps, more_gaps = _listed(gaps, note=False)
+    if not (listed_drift or listed_gaps):
+        return None
+    # Whether more were left out is part of the set; how many is summed.
+    identity = json.dumps([listed_drift, more_drift > 0, listed_gaps, more_gaps > 0])
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    return _EventSet(f"{_SET}{_SEPARATOR}{digest}", listed_drift, listed_gaps, more_drift, more_gaps)
 
 
 class ChannelHealth(DynamoTable):
@@ -66,14 +124,20 @@ class ChannelHealth(DynamoTable):
     TABLE_ENV = "CHANNEL_HEALTH_TABLE"
 
     def record(self, channel: str, drift: Iterable[str], gaps: Iterable[str], event_id: str, at: str) -> None:
-        for entry in _entries(drift, gaps):
-            self.client.update_item(
-                TableName=self.table,
-                Key={"channel": {"S": channel}, "entry": {"S": entry}},
-                UpdateExpression=_UPDATE,
-                ExpressionAttributeNames=_NAMES,
-                ExpressionAttributeValues={":one": {"N": "1"}, ":at": {"S": at}, ":event_id": {"S": event_id}},
-            )
+        added = _event_set(drift, gaps)
+        if added is None:
+            return
+        self.client.update_item(
+            TableName=self.table,
+            Key={"channel": {"S": storable_text(channel, MAX_TEXT_CHARS)}, "entry": {"S": added.entry}},
+            UpdateExpression=_UPDATE,
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues={
+                ":one": {"N": "1"}, ":at": {"S": at}, ":event_id": {"S": storable_text(event_id, MAX_TEXT_CHARS)},
+                ":drift": {"L": [{"S": p} for p in added.drift]}, ":gaps": {"L": [{"S": c} for c in added.gaps]},
+                ":more_drift": {"N": str(added.more_drift)}, ":more_gaps": {"N": str(added.more_gaps)},
+            },
+        )
 
     def entries(self, channel: str | None = None, kind: str | None = None) -> list[HealthEntry]:
         """Every counter (of one channel: a Query; of all: a Scan, paginated), optionally of one kind."""
@@ -81,50 +145,77 @@ class ChannelHealth(DynamoTable):
         if channel is not None:
             kwargs["KeyConditionExpression"] = "#channel = :channel"
             kwargs["ExpressionAttributeNames"] = {"#channel": "channel"}
-            kwargs["ExpressionAttributeValues"] = {":channel": {"S": channel}}
-            if kind is not None:
-                kwargs["KeyConditionExpression"] += " AND begins_with(#entry, :kind)"
-                kwargs["ExpressionAttributeNames"]["#entry"] = "entry"
-                kwargs["ExpressionAttributeValues"][":kind"] = {"S": kind + _SEPARATOR}
+            kwargs["ExpressionAttributeValues"] = {":channel": {"S": storable_text(channel, MAX_TEXT_CHARS)}}
         read = self.client.query if channel is not None else self.client.scan
-        found: list[HealthEntry] = []
+        found: list[dict[str, Any]] = []
         while True:
             reply = read(**kwargs)
-            found.extend(_from_item(item) for item in reply.get("Items", []))
+            found.extend(from_item(item) for item in reply.get("Items", []))
             if "LastEvaluatedKey" not in reply:
                 break
             kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
-        return sorted((e for e in found if kind is None or e.kind == kind), key=lambda e: (e.channel, e.entry))
+        return _added_up(found, kind)
 
 
-def _from_item(item: dict[str, Any]) -> HealthEntry:
-    kind, key = _split(item["entry"]["S"])
-    return HealthEntry(
-        channel=item["channel"]["S"],
-        kind=kind,
-        key=key,
-        count=int(item.get("count", {}).get("N", "0")),
-        first_seen=item.get("first_seen", {}).get("S", ""),
-        last_seen=item.get("last_seen", {}).get("S", ""),
-        last_event_id=item.get("last_event_id", {}).get("S", ""),
-    )
+def _added_up(items: Iterable[dict[str, Any]], kind: str | None) -> list[HealthEntry]:
+    """One entry per (channel, kind, path or code) over every item, plus per channel and kind one
+    row of what events did not list (its key says how many)."""
+    # (channel, kind, path or code; None: not listed) -> [count, first seen, last seen, example, more]
+    rows: dict[tuple[str, str, str | None], list[Any]] = {}
+
+    def add(channel: str, row_kind: str, key: str | None, item: dict[str, Any], more: int = 0) -> None:
+        first, last = item.get("first_seen", ""), item.get("last_seen", "")
+        row = rows.setdefault((channel, row_kind, key), [0, first, last, item.get("last_event_id", ""), 0])
+        row[0] += item.get("count", 0)
+        row[4] += more
+        if first and (not row[1] or first < row[1]):
+            row[1] = first
+        if last > row[2]:
+            row[2], row[3] = last, item.get("last_event_id", "")
+
+    for item in items:
+        channel = item["channel"]
+        stored_kind, _, key = item["entry"].partition(_SEPARATOR)
+        if stored_kind != _SET:  # one counter per path or code
+            add(channel, stored_kind, key, item)
+            continue
+        for path in item.get("drift", []):
+            add(channel, DRIFT, path, item)
+        for code in item.get("gaps", []):
+            add(channel, GAP, code, item)
+        if item.get("more_drift"):
+            add(channel, DRIFT, None, item, item["more_drift"])
+        if item.get("more_gaps"):
+            add(channel, GAP, None, item, item["more_gaps"])
+    entries = [HealthEntry(channel, row_kind, overflow_key(row_kind, more) if key is None else key, count, first,
+                           last, example)
+               for (channel, row_kind, key), (count, first, last, example, more) in rows.items()
+               if kind is None or row_kind == kind]
+    return sorted(entries, key=lambda e: (e.channel, e.entry))
 
 
 class InMemoryChannelHealth:
-    """The same contract in a dict: for unit tests."""
+    """The same contract in a dict (the items DynamoDB would hold, as plain values): for unit tests."""
 
     def __init__(self) -> None:
-        self.items: dict[tuple[str, str], HealthEntry] = {}
+        self.items: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes = 0
 
     def record(self, channel: str, drift: Iterable[str], gaps: Iterable[str], event_id: str, at: str) -> None:
-        for entry in _entries(drift, gaps):
-            known = self.items.get((channel, entry))
-            kind, key = _split(entry)
-            self.items[(channel, entry)] = HealthEntry(
-                channel=channel, kind=kind, key=key, count=(known.count if known else 0) + 1,
-                first_seen=known.first_seen if known else at, last_seen=at, last_event_id=event_id)
+        added = _event_set(drift, gaps)
+        if added is None:
+            return
+        self.writes += 1
+        channel = storable_text(channel, MAX_TEXT_CHARS)
+        item = self.items.setdefault((channel, added.entry), {
+            "channel": channel, "entry": added.entry, "count": 0, "first_seen": at, "more_drift": 0,
+            "more_gaps": 0})
+        item["count"] += 1
+        item["more_drift"] += added.more_drift
+        item["more_gaps"] += added.more_gaps
+        item.update(last_seen=at, last_event_id=storable_text(event_id, MAX_TEXT_CHARS), drift=added.drift,
+                    gaps=added.gaps)
 
     def entries(self, channel: str | None = None, kind: str | None = None) -> list[HealthEntry]:
-        return sorted((e for e in self.items.values()
-                       if (channel is None or e.channel == channel) and (kind is None or e.kind == kind)),
-                      key=lambda e: (e.channel, e.entry))
+        wanted = None if channel is None else storable_text(channel, MAX_TEXT_CHARS)
+        return _added_up((i for (c, _), i in self.items.items() if wanted is None or c == wanted), kind)
