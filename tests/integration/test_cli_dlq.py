@@ -14,6 +14,7 @@ import pytest
 
 from infra.cli.main import main
 from infra.config import DEFAULT_CONFIG_PATH, load_config
+from infra.local.clock import ManualClock
 from infra.local.runtime import LocalRuntime
 
 STAGE = "itcli"
@@ -38,7 +39,8 @@ def stack(tmp_path_factory):
     path = Path(tmp_path_factory.mktemp("config")) / "hub.toml"
     path.write_text(re.sub(r'(?m)^stage = .*$', f'stage = "{STAGE}"', DEFAULT_CONFIG_PATH.read_text()))
     intake = Intake()
-    with LocalRuntime(load_config(path), port=0, prewarm=False, batching_windows=False,
+    # A manual clock that no test moves: no scheduled function starts by itself in the middle of a test.
+    with LocalRuntime(load_config(path), port=0, prewarm=False, batching_windows=False, clock=ManualClock(),
                       handler_overrides={"status_mapper": intake}) as runtime:
         yield runtime, intake, path
 
