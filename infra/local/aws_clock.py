@@ -7,10 +7,11 @@ ever: a clock moved by one test then leaks into every later one in the process. 
 
 - whenever a runtime starts or stops, each moto module's own `utcnow` is rebound to a forwarder
   that calls `moto.core.utils.utcnow` at every read: one place decides, and nothing stale stays;
-- a runtime whose timers follow its clock installs that clock as `moto.core.utils.utcnow` while
-  it runs (SQS visibility and delays, message and stream timestamps then follow the clock: a
-  manual clock's test moves AWS time by hand, as the in-process hub's VirtualClock does); with
-  several such runtimes running, the newest one decides, and stopping gives the decision back.
+- a running runtime installs its reader as `moto.core.utils.utcnow`: its own clock when its timers
+  follow it (SQS visibility and delays, message and stream timestamps then follow the clock: a
+  manual clock's test moves AWS time by hand, as the in-process hub's VirtualClock does), real
+  time otherwise, whatever an earlier patch left there; with several runtimes running, the newest
+  one decides, and stopping gives the decision back.
 """
 
 from __future__ import annotations

@@ -117,6 +117,7 @@ class LocalRuntime:
         from moto.server import ThreadedMotoServer
 
         from infra.local import aws_clock, http_api, resources, scheduler, ttl
+        from infra.local.clock import SystemClock
 
         # Handlers (and the CLI, tests) reach moto through the ordinary boto3 configuration chain.
         self._setenv("AWS_DEFAULT_REGION", DEFAULT_REGION, keep_existing=True)
@@ -126,11 +127,9 @@ class LocalRuntime:
         werkzeug = logging.getLogger("werkzeug")
         if werkzeug.level == logging.NOTSET:
             werkzeug.setLevel(logging.WARNING)  # moto's server would log every AWS call
-        if self._timers_follow_clock:
-            aws_clock.follow(self, self.clock)
-            self._clock_followed = True
-        else:
-            aws_clock.forward_moto_modules()  # real time, whatever an earlier patch left bound in moto
+        # moto reads this runtime's clock, or real time: never whatever an earlier patch left in moto.
+        aws_clock.follow(self, self.clock if self._timers_follow_clock else SystemClock())
+        self._clock_followed = True
         port = _check_port(self._moto_port or 0)  # moto's server thread would hang on a taken port
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self._moto.start()

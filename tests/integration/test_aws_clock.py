@@ -75,3 +75,16 @@ def test_aws_time_on_a_still_clock_never_repeats_an_instant(reads):
     read = aws_clock.AwsTime(ManualClock(START))
     instants = [read() for _ in range(reads)]
     assert instants == sorted(set(instants)) and instants[0] == START.replace(tzinfo=None)
+
+
+def test_a_runtime_on_real_time_reads_real_time_whatever_moto_was_left_reading(monkeypatch):
+    # Given moto's own reader left on a moved clock by an earlier patch that was never undone
+    monkeypatch.setattr(moto_utils, "utcnow", lambda: LEAKED)
+    with LocalRuntime(HubConfig(stage="itawsreal", ops_token="test-ops-token-0123456789"), port=0,
+                      topology=TOPOLOGY, prewarm=False) as runtime:
+        # When an item is written
+        ddb = boto3.client("dynamodb", endpoint_url=runtime.endpoint_url, region_name=runtime.region)
+        ddb.put_item(TableName=runtime.resources.tables["ledger"], Item={"pk": {"S": "a"}})
+        # Then its stream record carries real time
+        (written,) = stream_times(runtime)
+    assert abs(written - datetime.now(UTC)) < timedelta(minutes=1)
