@@ -76,7 +76,9 @@ class Wire:
         self.secrets.names.clear()
 
     def config_read(self, bill: Bill, fn: str) -> None:
-        bill.config_reads[fn] = (set(self.ssm.names), set(self.secrets.names))
+        """Add what fn read since its cold start (one environment serves all of a function's triggers)."""
+        params, secrets = bill.config_reads.get(fn, (set(), set()))
+        bill.config_reads[fn] = (params | self.ssm.names, secrets | self.secrets.names)
 
 
 def run_batches(bill: Bill, wire: Wire, fn: str, handler: Any, events: list[dict], ctx: Any,

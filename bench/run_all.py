@@ -131,7 +131,7 @@ unknown top-level fields, and with one field nested 500 deep, signed as Shopify 
 through the real handler; an accepted message mapped as a batch of one on a fresh table, on the
 fakes and on real clients (bench.wire). A refused payload is measured as the cost of refusing it.
 Best of 9 calls each. GOALS: 4,000 extra fields and 500-deep nesting <= 10x the normal payload;
-per doubling of the fields the extra cost over the normal payload grows <= 2.5x (linear: 2).
+per doubling of the fields the cost grows <= 2.5x (linear: at most 2; quadratic tends to 4).
 
 **bench.cost** - the whole flow driven through the real code on real boto3 clients answered by
 recording fakes (bench.wire: botocore's CPU is in the Lambda time), then billed at us-east-1
