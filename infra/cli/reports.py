@@ -14,6 +14,10 @@ a field rule of the channel's configuration covers the path now:
 
 A gap is fixed in the channel's mapping table (a code change); replaying the events logged
 as `unmapped` then applies them.
+
+An event lists its first 32 unknown paths (and codes); beyond them one last row per channel
+counts the rest (`+<n> more ...`, its count the events that had more): the counts are true,
+the paths not listed are in the events' raw bodies, in the order timeline.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 from infra.cli.common import aws_client, aws_options, physical, stage_config
 from orderhub.channels.base import NO_RULES, FieldRules
-from orderhub.store.health import DRIFT, GAP, HealthEntry
+from orderhub.store.health import DRIFT, GAP, MAX_LISTED_PER_EVENT, HealthEntry
 
 
 def register(sub: Any) -> None:
@@ -95,11 +99,12 @@ def drift_report(entries: Iterable[HealthEntry], rules_for: RulesSource | None =
     if not drift:
         return "no schema drift recorded"
     out = []
-    for channel, group in groupby(sorted(drift, key=lambda e: (e.channel, e.key)), key=lambda e: e.channel):
+    for channel, group in groupby(sorted(drift, key=_row_order), key=lambda e: e.channel):
         rules = rules_for(channel) if rules_for is not None else NO_RULES
-        rows = [[e.key, str(e.count), e.first_seen, e.last_seen, e.last_event_id, rule_covering(e.key, rules) or "-"]
-                for e in group]
-        out.append(f"channel {channel}: {len(rows)} unknown field path{'s' if len(rows) != 1 else ''}")
+        entries = list(group)
+        rows = [[e.key, str(e.count), e.first_seen, e.last_seen, e.last_event_id,
+                 "-" if e.more else rule_covering(e.key, rules) or "-"] for e in entries]
+        out.append(f"channel {channel}: {_counted(entries, 'unknown field path')}")
         out.append(table(["path", "count", "first seen", "last seen", "example event", "rule now"], rows))
     return "\n\n".join(out)
 
@@ -109,11 +114,24 @@ def gaps_report(entries: Iterable[HealthEntry]) -> str:
     if not gaps:
         return "no mapping gaps recorded"
     out = []
-    for channel, group in groupby(sorted(gaps, key=lambda e: (e.channel, e.key)), key=lambda e: e.channel):
-        rows = [[e.key, str(e.count), e.first_seen, e.last_seen, e.last_event_id] for e in group]
-        out.append(f"channel {channel}: {len(rows)} unmapped code{'s' if len(rows) != 1 else ''}")
+    for channel, group in groupby(sorted(gaps, key=_row_order), key=lambda e: e.channel):
+        entries = list(group)
+        rows = [[e.key, str(e.count), e.first_seen, e.last_seen, e.last_event_id] for e in entries]
+        out.append(f"channel {channel}: {_counted(entries, 'unmapped code')}")
         out.append(table(["code", "count", "first seen", "last seen", "example event"], rows))
     return "\n\n".join(out)
+
+
+def _row_order(entry: HealthEntry) -> tuple[str, bool, str]:
+    return entry.channel, entry.more > 0, entry.key  # the row of what events did not list goes last
+
+
+def _counted(entries: Sequence[HealthEntry], what: str) -> str:
+    """`3 unknown field paths`; with events that listed only their first ones: `, and 120 more not listed`."""
+    listed = sum(1 for e in entries if not e.more)
+    more = sum(e.more for e in entries)
+    text = f"{listed} {what}{'s' if listed != 1 else ''}"
+    return text + (f", and {more} more not listed (an event lists its first {MAX_LISTED_PER_EVENT})" if more else "")
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -60,6 +60,8 @@ class HealthEntry:
     first_seen: str
     last_seen: str
     last_event_id: str
+    # > 0: the row of what events did not list (paths or codes beyond the first ones; `key` says so)
+    more: int = 0
 
     @property
     def entry(self) -> str:
@@ -188,7 +190,7 @@ def _added_up(items: Iterable[dict[str, Any]], kind: str | None) -> list[HealthE
         if item.get("more_gaps"):
             add(channel, GAP, None, item, item["more_gaps"])
     entries = [HealthEntry(channel, row_kind, overflow_key(row_kind, more) if key is None else key, count, first,
-                           last, example)
+                           last, example, more if key is None else 0)
                for (channel, row_kind, key), (count, first, last, example, more) in rows.items()
                if kind is None or row_kind == kind]
     return sorted(entries, key=lambda e: (e.channel, e.entry))
