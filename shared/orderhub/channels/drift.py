@@ -19,7 +19,7 @@ from orderhub.store.health import listed_with_note
 
 def drift_paths(payload: Any, known: frozenset[str] | set[str], ignore: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The drift an event carries: `unknown_paths`, the first few listed, the rest counted."""
-    return listed_with_note(unknown_paths(payload, known, ignore))
+    return listed_with_note(_unknown(payload, known, ignore))
 
 
 def unknown_paths(payload: Any, known: frozenset[str] | set[str], ignore: tuple[str, ...] = ()) -> tuple[str, ...]:
@@ -29,20 +29,25 @@ def unknown_paths(payload: Any, known: frozenset[str] | set[str], ignore: tuple[
     ignored path's subtree is all ignored, and under an unknown path nothing can be topmost,
     so the walk goes no deeper there (a full order is hundreds of paths, drift a handful).
     """
+    return tuple(sorted(_unknown(payload, known, ignore)))
+
+
+def _unknown(payload: Any, known: frozenset[str] | set[str], ignore: tuple[str, ...]) -> set[str]:
     ignore = tuple(ignore)
     exact, prefixes = _ignore_matcher(ignore)
     found: set[str] = set()
     tree = _drift_tree(known, ignore) if isinstance(payload, dict) and isinstance(known, frozenset) else None
     if tree is None:
         _walk_unknown(payload, "", known, exact, prefixes, found)
-    else:
-        _walk_tree(payload, tree, "", found, known, exact, prefixes)
-    if not found:
-        return ()
-    return tuple(sorted(_topmost(found)))
+        return _topmost(found)
+    # The tree walk enters known paths only, so what it finds is topmost; a key holding dots or
+    # brackets is walked as a string (`odd`), and only then can one found path sit under another.
+    odd: set[str] = set()
+    _walk_tree(payload, tree, "", found, odd, known, exact, prefixes)
+    return _topmost(found | odd) if odd else found
 
 
-def _topmost(paths: set[str]) -> list[str]:
+def _topmost(paths: set[str]) -> set[str]:
     """The paths not under another one (`q.…` or `q[]…` for some other q in `paths`).
 
     A path's candidate parents are its prefixes that end where a `.` or `[]` starts; the paths
@@ -51,7 +56,7 @@ def _topmost(paths: set[str]) -> list[str]:
     hold dots or brackets can make a found path sit under another.
     """
     if all("." not in p and "[" not in p for p in paths):
-        return list(paths)
+        return paths
     end = object()  # marks a trie node that is a whole path
     trie: dict[Any, Any] = {}
     cut_paths = [(p, _pieces(p)) for p in paths]
@@ -60,7 +65,7 @@ def _topmost(paths: set[str]) -> list[str]:
         for piece in pieces:
             node = node.setdefault(piece, {})
         node[end] = True
-    top = []
+    top = set()
     for path, pieces in cut_paths:
         node = trie
         for piece in pieces[:-1]:  # every proper prefix that ends at a separator
@@ -68,7 +73,7 @@ def _topmost(paths: set[str]) -> list[str]:
             if end in node:
                 break
         else:
-            top.append(path)
+            top.add(path)
     return top
 
 
@@ -78,10 +83,11 @@ def _pieces(path: str) -> list[str]:
     A cut at 0 gives an empty first piece: the empty path (an empty top-level key) is a parent too.
     A parent's own pieces are the path's first ones: a `[` ending a parent cannot pair with a `]`
     of the path, which would then go on with `]`, not a separator."""
-    bounds = [0]
-    if "." in path or "[" in path:
-        bounds += [i for i, c in enumerate(path) if c == "." or (c == "[" and path.startswith("]", i + 1))]
-    bounds.append(len(path))
+    if "[" not in path:  # the common case, in C
+        first, *rest = path.split(".")
+        return [first, *("." + part for part in rest)]
+    bounds = [0, *(i for i, c in enumerate(path) if c == "." or (c == "[" and path.startswith("]", i + 1))),
+              len(path)]
     return [path[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
@@ -149,17 +155,13 @@ def _drift_tree(known: frozenset[str], ignore: tuple[str, ...]) -> dict | None:
     return compiled(full)
 
 
-def _plain_key(key: Any) -> bool:
-    return type(key) is str and bool(key) and "." not in key and "[" not in key and "]" not in key
-
-
-def _walk_tree(value: dict, tree: dict, prefix: str, found: set[str], known: frozenset[str] | set[str],
-               exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
+def _walk_tree(value: dict, tree: dict, prefix: str, found: set[str], odd: set[str],
+               known: frozenset[str] | set[str], exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
     # The tree holds exactly the keys the walk may enter. Whether every key is one of them is
     # told in C; then the loop looks only at the values it might enter (a JSON object is
     # mostly scalars: a Shopify order is ~330 keys in ~60 objects).
     if not value.keys() <= tree.keys():
-        _walk_unknown_keys(value, tree, prefix, found, known, exact, prefixes)
+        _walk_unknown_keys(value, tree, prefix, found, odd, known, exact, prefixes)
         return
     for key, child in value.items():
         if type(child) in _SCALARS:
@@ -168,42 +170,52 @@ def _walk_tree(value: dict, tree: dict, prefix: str, found: set[str], known: fro
         if sub is _IGNORED:
             continue
         if isinstance(child, dict):
-            _walk_tree(child, sub, f"{prefix}.{key}" if prefix else key, found, known, exact, prefixes)
+            _walk_tree(child, sub, f"{prefix}.{key}" if prefix else key, found, odd, known, exact, prefixes)
         elif isinstance(child, list):
-            _walk_tree_list(child, sub, f"{prefix}.{key}[]" if prefix else key + "[]", found, known, exact,
-                            prefixes)
+            _walk_tree_list(child, sub, f"{prefix}.{key}[]" if prefix else key + "[]", found, odd, known,
+                            exact, prefixes)
 
 
-def _walk_unknown_keys(value: dict, tree: dict, prefix: str, found: set[str], known: frozenset[str] | set[str],
-                       exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
-    """`_walk_tree` of an object holding keys the tree does not know."""
-    get = tree.get
-    for key, child in value.items():
-        sub = get(key)
-        if sub is None:
-            if _plain_key(key):
-                found.add(f"{prefix}.{key}" if prefix else key)
-            else:  # a key with dots or brackets: the string walk, exactly as field_paths spells it
-                _walk_unknown({key: child}, prefix, known, exact, prefixes, found)
-        elif sub is _IGNORED or type(child) in _SCALARS:
+def _walk_unknown_keys(value: dict, tree: dict, prefix: str, found: set[str], odd: set[str],
+                       known: frozenset[str] | set[str], exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
+    """`_walk_tree` of an object holding keys the tree does not know (thousands, from a hostile
+    sender: the keys are sorted out by set operations and comprehensions, no call per key)."""
+    unknown = value.keys() - tree.keys()
+    try:  # JSON keys are text; one C search tells whether any holds a separator
+        joined = "".join(unknown)
+        plain: Any = unknown if "." not in joined and "[" not in joined and "]" not in joined and "" not in unknown \
+            else None
+    except TypeError:
+        plain = None
+    if plain is None:
+        plain = [k for k in unknown if type(k) is str and k and "." not in k and "[" not in k and "]" not in k]
+        for key in unknown.difference(plain):  # dots or brackets: the string walk, as field_paths spells it
+            _walk_unknown({key: value[key]}, prefix, known, exact, prefixes, odd)
+    found.update([f"{prefix}.{k}" for k in plain] if prefix else plain)
+    for key in value.keys() & tree.keys():
+        child = value[key]
+        if type(child) in _SCALARS:
             continue
-        elif isinstance(child, dict):
-            _walk_tree(child, sub, f"{prefix}.{key}" if prefix else key, found, known, exact, prefixes)
+        sub = tree[key]
+        if sub is _IGNORED:
+            continue
+        if isinstance(child, dict):
+            _walk_tree(child, sub, f"{prefix}.{key}" if prefix else key, found, odd, known, exact, prefixes)
         elif isinstance(child, list):
-            _walk_tree_list(child, sub, f"{prefix}.{key}[]" if prefix else key + "[]", found, known, exact,
-                            prefixes)
+            _walk_tree_list(child, sub, f"{prefix}.{key}[]" if prefix else key + "[]", found, odd, known,
+                            exact, prefixes)
 
 
-def _walk_tree_list(value: list, tree: dict, prefix: str, found: set[str], known: frozenset[str] | set[str],
-                    exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
+def _walk_tree_list(value: list, tree: dict, prefix: str, found: set[str], odd: set[str],
+                    known: frozenset[str] | set[str], exact: frozenset[str], prefixes: tuple[str, ...]) -> None:
     sub = tree.get(_LIST, {})
     if sub is _IGNORED:
         return
     for child in value:
         if isinstance(child, dict):
-            _walk_tree(child, sub, prefix, found, known, exact, prefixes)
+            _walk_tree(child, sub, prefix, found, odd, known, exact, prefixes)
         elif isinstance(child, list):
-            _walk_tree_list(child, sub, prefix + "[]", found, known, exact, prefixes)
+            _walk_tree_list(child, sub, prefix + "[]", found, odd, known, exact, prefixes)
 
 
 def _walk_unknown(value: Any, prefix: str, known: frozenset[str] | set[str], exact: frozenset[str],

@@ -25,8 +25,9 @@ kind that says how many more there were. `orderhub drift report` / `gaps report`
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,11 +73,12 @@ def entry_key(kind: str, key: str) -> str:
     return f"{kind}{_SEPARATOR}{key}"
 
 
-def listed_with_note(paths: Sequence[str]) -> tuple[str, ...]:
-    """What an event carries as drift: the first `MAX_LISTED_PER_EVENT` paths, storable, then
-    (only when there were more) one note `+<n> more unknown field paths`, which the store reads
-    by its place: a list longer than the cap ends with it."""
-    listed = tuple(storable_text(p, MAX_TEXT_CHARS) for p in paths[:MAX_LISTED_PER_EVENT])
+def listed_with_note(paths: Collection[str]) -> tuple[str, ...]:
+    """What an event carries as drift: the first `MAX_LISTED_PER_EVENT` paths in sorted order,
+    storable, then (only when there were more) one note `+<n> more unknown field paths`, which
+    the store reads by its place: a list longer than the cap ends with it."""
+    first = sorted(paths) if len(paths) <= MAX_LISTED_PER_EVENT else heapq.nsmallest(MAX_LISTED_PER_EVENT, paths)
+    listed = tuple(storable_text(p, MAX_TEXT_CHARS) for p in first)
     more = len(paths) - MAX_LISTED_PER_EVENT
     return listed + (f"+{more}{_MORE_PATHS}",) if more > 0 else listed
 
