@@ -8,6 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from orderhub.store.attributes import item_size_bytes
 from orderhub.store.health import MAX_LISTED_PER_EVENT, MAX_TEXT_CHARS, ChannelHealth, InMemoryChannelHealth
 
 T1, T2, T3 = "2026-11-19T01:00:00.000+00:00", "2026-11-19T02:00:00.000+00:00", "2026-11-19T03:00:00.000+00:00"
@@ -171,3 +172,12 @@ def test_counters_written_one_per_path_before_are_read_with_the_sets(on_moto):
     health.record("douyin", ["data.ext.tag"], [], "new", T2)
     (tag,) = health.entries("douyin")
     assert (tag.key, tag.count, tag.first_seen, tag.last_seen, tag.last_event_id) == ("data.ext.tag", 6, T1, T2, "new")
+
+
+def test_an_item_stays_far_below_dynamodbs_400_kb_whatever_the_event_brings(on_moto):
+    # The widest event: every listed path and code at the stored length, each character four bytes
+    health, recording = on_moto
+    widest = ["😀" * 5_000 + str(i) for i in range(1_000)]
+    health.record("shopify", widest, widest, "😀" * 128, T1)
+    (item,) = recording.scan(TableName="channel-health")["Items"]
+    assert item_size_bytes(item) < 64 * 1024  # a 1 KB write unit per started KB: bounded cost too
