@@ -194,7 +194,8 @@ def run(repeats: int = 9) -> list[Figure]:
     deep = h.measure(f"one field nested {DEPTH} deep", with_nesting(payload, DEPTH), headers)
 
     def describe(c: Cost) -> str:
-        text = f"{c.body_bytes:,} B body, ingest answered {c.status}"
+        text = (f"{c.body_bytes:,} B body ({c.body_bytes / normal.body_bytes:.1f}x the normal one's bytes), "
+                f"ingest answered {c.status}")
         if c.mapping_s is not None:
             text += (f"; mapping {c.mapping_s * 1e6:,.0f} µs on fakes, {(c.mapping_real_s or 0) * 1e6:,.0f} µs "
                      f"on real clients ({c.writes} AWS calls)")
