@@ -73,9 +73,12 @@ class ManualClock:
     def now(self) -> datetime:
         return self._now  # one reference, read atomically
 
+    # Manual time does not pass by itself: a jump runs the timers through its listeners, so background
+    # loops only need to notice stop(); waking them every second would sweep and scan moto for nothing.
+    MAX_WAIT_S = 60.0
+
     def wait(self, seconds: float, stop: threading.Event) -> None:
-        # Manual time does not pass by itself; background loops only need to notice stop().
-        stop.wait(min(max(seconds, 0.0), 1.0))
+        stop.wait(min(max(seconds, 0.0), self.MAX_WAIT_S))
 
     def subscribe(self, listener: AdvanceListener) -> None:
         with self._lock:

@@ -214,8 +214,10 @@ class StreamPoller(_Poller):
     def __init__(self, function: str, trigger: StreamTrigger, stream_arn: str, function_arn: str,
                  on_failure_url: str, region: str, streams: Any, sqs: Any, invoke: Invoke,
                  ttl_deletes: Callable[[str, dict], bool] | None = None,
-                 batching_window_s: float | None = None, housekeeping: Callable[[], None] | None = None) -> None:
+                 batching_window_s: float | None = None, housekeeping: Callable[[], None] | None = None,
+                 now: Callable[[], datetime] | None = None) -> None:
         super().__init__(f"{function}<-{trigger.table}-stream")
+        self._now = now or (lambda: datetime.now(UTC))  # what stamps an on-failure record: AWS's clock
         self._housekeeping = housekeeping
         self.window_s = trigger.max_batching_window_s if batching_window_s is None else batching_window_s
         self.function, self.trigger = function, trigger
@@ -354,7 +356,7 @@ class StreamPoller(_Poller):
                                "condition": "RetryAttemptsExhausted", "approximateInvokeCount": attempts},
             "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
             "version": "1.0",
-            "timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "timestamp": self._now().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
             "DDBStreamBatchInfo": {
                 "shardId": shard.id,
                 "startSequenceNumber": first["SequenceNumber"],

@@ -193,7 +193,8 @@ class LocalRuntime:
                         fn.name, trig, res.stream_arns[trig.table], self.function_arn(fn.name),
                         res.queue_urls[trig.on_failure_queue], self.region, client("dynamodbstreams"),
                         client("sqs"), self.invoke, ttl_deletes=self.ttl_deletions.pop, batching_window_s=window,
-                        housekeeping=partial(_bound_shard_iterators, self.region)))
+                        housekeeping=partial(_bound_shard_iterators, self.region),
+                        now=self.clock.now if self._timers_follow_clock else None))
         return out
 
     def stop(self) -> None:

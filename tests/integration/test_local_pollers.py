@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
@@ -253,6 +253,8 @@ def test_a_failing_stream_record_is_isolated_then_sent_to_the_on_failure_queue(s
     record = json.loads(message["Body"])
     info = record["DDBStreamBatchInfo"]
     assert record["requestContext"]["condition"] == "RetryAttemptsExhausted"
+    stamped = datetime.fromisoformat(record["timestamp"].replace("Z", "+00:00"))
+    assert abs(stamped - runtime.clock.now()) < timedelta(seconds=1)  # the runtime's clock, as AWS's
     assert record["requestContext"]["functionArn"] == runtime.function_arn("streamer")
     assert record["requestContext"]["approximateInvokeCount"] == 3
     assert info["batchSize"] == 1 and info["startSequenceNumber"] == info["endSequenceNumber"]
