@@ -64,7 +64,7 @@ def forward_moto_modules() -> int:
             continue
         bound = getattr(module, "__dict__", {}).get("utcnow")
         if callable(bound) and bound is not _forward:
-            module.utcnow = _forward
+            module.__dict__["utcnow"] = _forward
             rebound += 1
     return rebound
 

@@ -32,7 +32,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, BinaryIO
+from io import BufferedIOBase
+from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from infra.topology import Route
@@ -237,7 +238,7 @@ def _make_handler(api: HttpApi, read_timeout_s: float) -> type[BaseHTTPRequestHa
     return Handler
 
 
-def read_body(headers: Message, stream: BinaryIO) -> bytes:
+def read_body(headers: Message, stream: BufferedIOBase) -> bytes:
     """The request body as its headers frame it (RFC 9112 §6), or UnreadableBody."""
     encodings = [e.strip().lower() for v in headers.get_all("transfer-encoding") or [] for e in v.split(",")]
     lengths = [v.strip() for v in headers.get_all("content-length") or []]
@@ -258,7 +259,7 @@ def read_body(headers: Message, stream: BinaryIO) -> bytes:
     return _read_exactly(stream, length)
 
 
-def _read_exactly(stream: BinaryIO, length: int) -> bytes:
+def _read_exactly(stream: BufferedIOBase, length: int) -> bytes:
     try:
         data = stream.read(length)
     except TimeoutError:
@@ -268,12 +269,12 @@ def _read_exactly(stream: BinaryIO, length: int) -> bytes:
     return data
 
 
-def _discard(stream: BinaryIO, length: int) -> None:
+def _discard(stream: BufferedIOBase, length: int) -> None:
     while length > 0:
         length -= len(_read_exactly(stream, min(length, 1 << 20)))
 
 
-def _read_chunked(stream: BinaryIO) -> bytes:
+def _read_chunked(stream: BufferedIOBase) -> bytes:
     body = bytearray()
     while True:
         try:
