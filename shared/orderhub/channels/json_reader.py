@@ -12,8 +12,8 @@ Every channel reads JSON through `read_json`. Beyond `json.loads` it refuses, wi
 - NaN and Infinity (400): not JSON, and never an amount.
 Numbers with a fraction are Decimal, so money never passes through float.
 
-Cost: C-level passes over the bytes give the depth (brackets outside strings) and the number of
-members sent (`":`); the parser's `object_hook` (handed the dict the C parser already built: no
+Cost: one C-level translate of the bytes gives the depth (brackets outside strings) and the number
+of members sent (colons outside strings); the parser's `object_hook` (handed the dict the C parser already built: no
 pairs list) sums the keys kept, so a duplicate shows as fewer keys than members. No walk of the result.
 """
 
@@ -40,9 +40,8 @@ class JsonLimits:
 
 LIMITS = JsonLimits()
 
-_NOT_NESTING = bytes(b for b in range(256) if b not in b'"{}[]')
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"{}[]:')
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_SPACED_KEY = re.compile(rb'"[ \t\r\n]+:')
 
 
 def _no_constants(name: str) -> Any:
@@ -67,7 +66,7 @@ def read_json(text: bytes | str, limits: JsonLimits = LIMITS) -> Any:
     depth, members = _depth_and_members(raw, limits.max_depth)
     if depth > limits.max_depth:
         raise Malformed(f"JSON nested deeper than {limits.max_depth} levels")
-    if members > limits.max_members and _exact_members(raw) > limits.max_members:
+    if members > limits.max_members:
         raise TooLarge(f"JSON with more than {limits.max_members} object members")
     decoder, count = _decoder(limits.max_key_chars)
     count[0] = 0
@@ -77,12 +76,8 @@ def read_json(text: bytes | str, limits: JsonLimits = LIMITS) -> Any:
         raise Malformed(f"JSON nested deeper than {limits.max_depth} levels") from None
     except ValueError as exc:
         raise Malformed(f"body is not JSON ({_position(exc)})") from None
-    if count[0] != members:
-        # Fewer keys kept than sent, or a string value starting with ':' counted as a key: a second
-        # parse that sees every pair decides (rare: it runs only on a mismatch).
-        duplicate = _duplicate_key(text)
-        if duplicate is not None:
-            raise Malformed(f"JSON object with the key {duplicate[:40]!r} twice")
+    if count[0] != members:  # fewer keys kept than sent: one came twice (a second parse names it)
+        raise Malformed(f"JSON object with the key {(_duplicate_key(text) or '')[:40]!r} twice")
     if _SURROGATE_ESCAPE.search(raw) is not None and _holds_lone_surrogate(value):
         raise Malformed("JSON string with a lone UTF-16 surrogate escape (\\ud800-\\udfff), which is not Unicode text")
     return value
@@ -111,19 +106,19 @@ def _decoder(max_key_chars: int) -> tuple[json.JSONDecoder, list[int]]:
 
 
 def _depth_and_members(raw: bytes, max_depth: int) -> tuple[int, int]:
-    """(nesting depth, counted up to just past max_depth; object members) of JSON text, in three
-    C-level passes over the bytes (a regex search, a count, a translate) for the usual text."""
-    if b'\\"' not in raw and _SPACED_KEY.search(raw) is None:
-        # Every quote opens or closes a string and every key is followed directly by its colon.
-        members = raw.count(b'":')
-        # A string without brackets becomes "" and vanishes; a quote left means a string holds one.
-        nesting = raw.translate(None, _NOT_NESTING).replace(b'""', b"")
-    else:
-        nesting = b'"'
-    if b'"' in nesting:  # escaped quotes, `"key" :`, or brackets in strings: cut the strings out exactly
-        structure = _structure(raw)
-        members = structure.count(b":")
-        nesting = structure.translate(None, _NOT_NESTING)
+    """(nesting depth, counted up to just past max_depth; object members) of JSON text.
+
+    One C-level translate keeps only quotes, brackets and colons; strings whose content kept nothing
+    become "" and are dropped, and the few left (times, URLs) are cut out by a split: removing two
+    adjacent quotes never removes structure and keeps the rest paired. What is left is the structure:
+    its colons are the members, its brackets the nesting."""
+    if b"\\" in raw and b'\\"' in raw:  # escaped quotes (and escaped backslashes before them)
+        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
+    structure = raw.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in structure:
+        structure = b"".join(structure.split(b'"')[::2])
+    members = structure.count(b":")
+    nesting = structure.replace(b":", b"")
     depth = 0
     while nesting and depth <= max_depth:
         inner_removed = nesting.replace(b"{}", b"").replace(b"[]", b"")
@@ -132,17 +127,6 @@ def _depth_and_members(raw: bytes, max_depth: int) -> tuple[int, int]:
         nesting = inner_removed
         depth += 1
     return depth, members
-
-
-def _structure(raw: bytes) -> bytes:
-    """The text outside strings."""
-    if b'\\"' in raw:
-        raw = raw.replace(b"\\\\", b"").replace(b'\\"', b"")
-    return b"".join(raw.split(b'"')[::2])
-
-
-def _exact_members(raw: bytes) -> int:
-    return _structure(raw).count(b":")
 
 
 def _duplicate_key(text: str) -> str | None:
