@@ -8,13 +8,14 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8080
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 
-.PHONY: help install demo run test test-unit test-integration test-infra test-e2e test-reliability lint bench synth deploy schemas clean
+.PHONY: help install demo run test test-unit test-integration test-infra test-e2e test-reliability mutants lint bench synth deploy schemas clean
 
 help:
 	@echo "make demo     install, start the hub locally on moto, play sample traffic, print a summary"
 	@echo "make run      serve the hub locally on http://127.0.0.1:$(PORT) until stopped (PORT overrides)"
 	@echo "make test     install and run every test tier (unit, integration, infrastructure, e2e, reliability) + lint"
 	@echo "make bench    run the benchmarks and rewrite bench/RESULTS.md"
+	@echo "make mutants  break each safety check (lost update, blind overwrite, log overwrite) in a copy; its tests must fail"
 	@echo "make synth    synthesise the CDK app into cdk.out (no AWS account needed)"
 	@echo "make deploy   deploy with CDK (needs AWS credentials and a bootstrapped account)"
 
@@ -61,6 +62,10 @@ test-reliability: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# Each mutant is applied to a temporary copy of the working tree, never to the tree itself.
+mutants: install
+	$(BIN)/python -m tests.mutants
 
 bench: install
 	$(BIN)/python -m bench.run_all

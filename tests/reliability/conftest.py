@@ -14,13 +14,23 @@ from typing import Any
 import pytest
 
 from infra.config import HubConfig, load_config
+from infra.local.aws_clock import forward_moto_modules
 from infra.local.inprocess import InProcessHub, inprocess_hub
 from reliability.checker import HEADER, TALLIES
 
 
 def _hub(config: HubConfig) -> Iterator[InProcessHub]:
-    with inprocess_hub(config) as hub:
-        yield hub
+    """A hub for one test. moto modules that bind its clock by name (`from moto.core.utils import utcnow`:
+    moto.dynamodb.models.table, which stamps stream records, among them) keep what was installed when
+    they were first imported: one imported while a hub ran would read that hub's virtual clock for good,
+    in every later test of the process (stream records ~20 minutes away from now, after this tier).
+    So they forward to moto.core.utils' reader: this hub's clock while it runs, the real one after."""
+    try:
+        with inprocess_hub(config) as hub:
+            forward_moto_modules()
+            yield hub
+    finally:
+        forward_moto_modules()
 
 
 @pytest.fixture
@@ -48,7 +58,7 @@ def outage_world() -> Iterator[InProcessHub]:
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not TALLIES:
         return
-    terminalreporter.section("reliability: lost / duplicated / unexpected per scenario")
+    terminalreporter.section("reliability: lost / duplicated / unexpected / diverged per scenario")
     terminalreporter.write_line(HEADER)
     for tally in TALLIES:
         terminalreporter.write_line(tally.row())

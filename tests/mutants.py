@@ -1,0 +1,122 @@
+"""Each safety check can fail: break what it guards, one way at a time, and see the tests that guard it fail.
+
+`make mutants` (or `.venv/bin/python -m tests.mutants`) copies the working tree (tracked and new
+files, as `git ls-files` lists them) to a temporary directory, runs the guarding tests there once
+unchanged (they must pass), then, for each mutant, patches the copy's order store and runs them
+again. The working tree is never touched. Prints "killed by <test>" or "SURVIVED" per mutant and
+exits non-zero if the unchanged tests fail or any mutant survives.
+
+Mutants (shared/orderhub/store/orders.py):
+- lost update: every fifth order write is skipped, silently (the mapper believes it wrote);
+- blind overwrite: the order write no longer requires the version it read (creation still must
+  not overwrite);
+- log overwrite: the event-log put no longer requires the entry to be new, so a redelivery
+  rewrites the entry of the first delivery.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STORE = Path("shared/orderhub/store/orders.py")
+CONCURRENT = "tests/reliability/test_concurrent_writers.py"
+REDELIVERED = ("tests/reliability/test_nothing_lost.py::"
+               "test_the_same_event_delivered_a_thousand_times_at_once_changes_the_order_once")
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    method: str  # of DynamoOrderStore: the edits apply inside it only
+    edits: tuple[tuple[str, str], ...]  # (regex, replacement), each must match exactly once
+    tests: tuple[str, ...]  # the smallest selection that guards against it
+
+
+MUTANTS = (
+    Mutant("lost update (every fifth order write skipped)", "put_order",
+           ((r"\n(\s+)self\.client\.put_item\(\*\*kwargs\)",
+             r"\n\1if next(_MUTANT_WRITES) % 5 == 4:\n\1    return  # mutant: the write silently skipped"
+             r"\n\1self.client.put_item(**kwargs)"),),
+           (CONCURRENT,)),
+    Mutant("blind overwrite (no version condition on the order write)", "put_order",
+           ((r'"ConditionExpression": condition',  # mutant: only creation stays conditional
+             r'**({"ConditionExpression": condition} if expected_version == 0 else {})'),
+            (r"\n(\s+)if values:", r"\n\1if values and expected_version == 0:")),
+           (CONCURRENT,)),
+    Mutant("log overwrite (no attribute_not_exists on the event-log put)", "append_event",
+           ((r',\s*ConditionExpression="attribute_not_exists\(event_key\)"', ""),),
+           (REDELIVERED,)),
+)
+
+
+def copy_tree(into: Path) -> None:
+    """The working tree as it is (committed or not), without the virtualenv and caches."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=REPO, check=True,
+                            capture_output=True).stdout.decode().split("\0")
+    for name in filter(None, listed):
+        source = REPO / name
+        if source.is_file():
+            (into / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, into / name)
+
+
+def run_tests(tree: Path, tests: tuple[str, ...]) -> list[str]:
+    """The failing tests (empty when all pass). The copy's own packages come first on sys.path
+    (pytest's `pythonpath`), ahead of the virtualenv's editable install of the working tree."""
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    reply = subprocess.run([sys.executable, "-m", "pytest", *tests, "-x", "-q", "-rf", "-p", "no:cacheprovider"],
+                           cwd=tree, env=env, capture_output=True, text=True)
+    failed = [line.split()[1] for line in reply.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+    if reply.returncode != 0 and not failed:
+        failed = [f"(pytest exited {reply.returncode}: {reply.stdout[-500:]}{reply.stderr[-500:]})"]
+    return failed
+
+
+def mutate(tree: Path, mutant: Mutant, original: str) -> None:
+    """The store with the mutant's edits made inside DynamoOrderStore.<method>, or exit if they no longer fit."""
+    cls = original.index("\nclass DynamoOrderStore")
+    start = original.index(f"\n    def {mutant.method}(", cls)
+    ends = [i for i in (original.find("\n    def ", start + 1), original.find("\nclass ", start + 1)) if i > 0]
+    end = min(ends) if ends else len(original)
+    body = original[start:end]
+    for pattern, replacement in mutant.edits:
+        body, found = re.subn(pattern, replacement, body)
+        if found != 1:
+            raise SystemExit(f"{mutant.name}: {pattern!r} matches {found} times in DynamoOrderStore.{mutant.method} "
+                             f"({STORE}); update tests/mutants.py to the code as it is")
+    mutated = original[:start] + body + original[end:] + "\n_MUTANT_WRITES = __import__('itertools').count()\n"
+    (tree / STORE).write_text(mutated, encoding="utf-8")
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="orderhub-mutants-") as tmp:
+        tree = Path(tmp)
+        copy_tree(tree)
+        original = (tree / STORE).read_text(encoding="utf-8")
+        guarding = tuple(dict.fromkeys(t for m in MUTANTS for t in m.tests))
+        print(f"unchanged tree: {' '.join(guarding)}", flush=True)
+        failing = run_tests(tree, guarding)
+        if failing:
+            print(f"  the guarding tests fail without any mutant: {failing}")
+            return 1
+        print("  pass", flush=True)
+        survived = 0
+        for mutant in MUTANTS:
+            mutate(tree, mutant, original)
+            killed_by = run_tests(tree, mutant.tests)
+            print(f"{mutant.name}: " + (f"killed by {', '.join(killed_by)}" if killed_by else "SURVIVED"), flush=True)
+            survived += not killed_by
+        (tree / STORE).write_text(original, encoding="utf-8")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
