@@ -195,4 +195,4 @@ def facts_digest(event: OrderEvent) -> str:
     return hashlib.blake2b(event.model_dump_json(exclude=_NOT_FACTS).encode(), digest_size=12).hexdigest()
 
 
-_NOT_FACTS = frozenset({"drift"})
+_NOT_FACTS: set[str] = {"drift"}
