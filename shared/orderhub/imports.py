@@ -43,7 +43,7 @@ from orderhub.channels.file_import import (
     message_body,
     read_row,
 )
-from orderhub.clock import utc_iso
+from orderhub.clock import EARLIEST_CHANNEL_TIME, channel_time_refusal, utc_iso
 from orderhub.intake_batch import MAX_MESSAGE_BYTES, BatchSender, Failures, batches, send_with_retries
 from orderhub.models.envelope import IntakeMessage
 
@@ -217,6 +217,8 @@ def _read_rows(records: Any, columns: list[str], zone: Any, shop_id: str, now: d
         if row is not None and row.event_time > latest:
             problems.append(RowProblem(number, "event_time", "is in the future (check the year and the time "
                                                              "zone offset)"))
+        elif row is not None and row.event_time < EARLIEST_CHANNEL_TIME:
+            problems.append(RowProblem(number, "event_time", f"is {channel_time_refusal(row.event_time, now)}"))
         report.errors.extend(problems)
         if row is not None:
             rows.append((row, values))  # with problems too: checked against the other lines of its order

@@ -201,3 +201,16 @@ def test_a_woocommerce_unit_price_below_the_cent_is_rounded_and_recorded_as_a_ga
     (event,) = CHANNEL.parse(body, headers)
     assert event.details.lines[0].unit_price == unit
     assert (SUB_MINOR_PRICE in event.gaps) == flagged
+
+
+# -- imported rows carry old times legitimately, but not before the window -------------------------------
+
+@pytest.mark.parametrize("time, refused", [("1999-12-31 23:00:00", True), ("0001-01-01 00:00:00", True),
+                                           ("2003-05-01 10:00:00", False)])
+def test_an_imported_row_dated_before_2000_is_refused_with_its_row(time, refused):
+    from unit.test_import import csv_of, prepare, row
+
+    report = prepare(csv_of(row(time=time))).report
+    assert bool(report.errors) == refused, report.render()
+    if refused:
+        assert report.errors[0].row == 2 and "before 2000-01-01" in report.render()
