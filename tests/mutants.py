@@ -68,16 +68,17 @@ def copy_tree(into: Path) -> None:
             shutil.copy2(source, into / name)
 
 
-def run_tests(tree: Path, tests: tuple[str, ...]) -> list[str]:
-    """The failing tests (empty when all pass). The copy's own packages come first on sys.path
-    (pytest's `pythonpath`), ahead of the virtualenv's editable install of the working tree."""
+def run_tests(tree: Path, tests: tuple[str, ...]) -> tuple[list[str], str]:
+    """The failing tests (empty when all pass) and pytest's report. The copy's own packages come first on
+    sys.path (pytest's `pythonpath`), ahead of the virtualenv's editable install of the working tree."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     reply = subprocess.run([sys.executable, "-m", "pytest", *tests, "-x", "-q", "-rf", "-p", "no:cacheprovider"],
                            cwd=tree, env=env, capture_output=True, text=True)
     failed = [line.split()[1] for line in reply.stdout.splitlines() if line.startswith(("FAILED ", "ERROR "))]
     if reply.returncode != 0 and not failed:
-        failed = [f"(pytest exited {reply.returncode}: {reply.stdout[-500:]}{reply.stderr[-500:]})"]
-    return failed
+        failed = [f"(pytest exited {reply.returncode})"]
+    report = [line for line in reply.stdout.splitlines() if not line.startswith(("{", "WARNING ", "ERROR  orderhub"))]
+    return failed, "\n".join(report[-60:]) + reply.stderr[-2000:]
 
 
 def mutate(tree: Path, mutant: Mutant, original: str) -> None:
@@ -103,15 +104,15 @@ def main() -> int:
         original = (tree / STORE).read_text(encoding="utf-8")
         guarding = tuple(dict.fromkeys(t for m in MUTANTS for t in m.tests))
         print(f"unchanged tree: {' '.join(guarding)}", flush=True)
-        failing = run_tests(tree, guarding)
+        failing, report = run_tests(tree, guarding)
         if failing:
-            print(f"  the guarding tests fail without any mutant: {failing}")
+            print(f"  the guarding tests fail without any mutant: {failing}\n{report}")
             return 1
         print("  pass", flush=True)
         survived = 0
         for mutant in MUTANTS:
             mutate(tree, mutant, original)
-            killed_by = run_tests(tree, mutant.tests)
+            killed_by, _ = run_tests(tree, mutant.tests)
             print(f"{mutant.name}: " + (f"killed by {', '.join(killed_by)}" if killed_by else "SURVIVED"), flush=True)
             survived += not killed_by
         (tree / STORE).write_text(original, encoding="utf-8")
