@@ -340,7 +340,7 @@ def _same_tables(fake: FakeDynamo, wired: FakeDynamo) -> None:
 
 def figures_of(results: list[Measured], webhook_events: int) -> tuple[list[Figure], list[str]]:
     figures, details = [], []
-    total_fake = total_real = 0.0
+    total_fake = total_real = total_calls = 0.0
     for m in results:
         calls = sum(m.calls.values())
         per_event = calls / m.events
@@ -349,6 +349,7 @@ def figures_of(results: list[Measured], webhook_events: int) -> tuple[list[Figur
         share = m.events / webhook_events  # this function's events per webhook event
         total_fake += m.fake_s * share
         total_real += m.real_s * share
+        total_calls += per_event * share
         figures.append(Figure(
             "real_clients", f"{m.function}: CPU per {m.unit}, real boto3 clients", 1 / m.real_s, "events/s/core",
             anchor=1 / m.fake_s, anchor_unit="events/s/core", anchor_label="fakes", ratio=m.fake_s / m.real_s,
@@ -363,6 +364,10 @@ def figures_of(results: list[Measured], webhook_events: int) -> tuple[list[Figur
         "real_clients", "whole flow: hub CPU per webhook event, real clients", total_real * 1e6, "µs",
         anchor=total_fake * 1e6, anchor_unit="µs", anchor_label="fakes", ratio=total_real / total_fake,
         note="(a)+(b)+(c)+(d)+(e), each weighted by its events per webhook event; anchor column = the same on fakes"))
+    figures.append(Figure(
+        "real_clients", "whole flow: AWS calls per webhook event", total_calls, "calls",
+        note="all five functions, each weighted by its events per webhook event; botocore's CPU for them is the "
+             f"{(total_real - total_fake) * 1e6:,.0f} µs between the two lines above"))
     for m in results:
         details.append(f"{m.function}: per {m.unit}: fakes {m.fake_s * 1e6:.1f} µs, real clients "
                        f"{m.real_s * 1e6:.1f} µs, stub (excluded) {m.stub_s * 1e6:.1f} µs; calls "
