@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from orderhub.channels import UnknownChannel, get_channel
-from orderhub.channels.base import ChannelRejection, ChannelSettings, InboundRequest, Malformed, Reply
+from orderhub.channels.base import ChannelRejection, ChannelSettings, InboundRequest, Malformed, Reply, TooLarge
 from orderhub.clock import UNDATED, Clock, channel_time_refusal, utc_iso
 from orderhub.intake_batch import MAX_MESSAGE_BYTES
 from orderhub.models.envelope import IntakeMessage
@@ -91,6 +91,11 @@ def accept_webhook(
         return IntakeResult(channel.accepted())
     kept = {name: request.headers[name] for name in channel.kept_headers if name in request.headers}
     # The parsed events travel with the body: the status mapper maps them without parsing again.
-    queue.send(IntakeMessage.wrap(channel.name, utc_iso(now), request_id, request.source_ip, kept, request.body,
-                                  events=tuple(events)))
+    message = IntakeMessage.wrap(channel.name, utc_iso(now), request_id, request.source_ip, kept, request.body,
+                                 events=tuple(events))
+    if not message.fits(MAX_MESSAGE_BYTES):
+        # Incompressible text near the body limit: no retry can make it fit, so it is the sender's to shrink.
+        too_large = TooLarge(f"body cannot be kept: over {MAX_MESSAGE_BYTES} bytes queued even compressed")
+        return IntakeResult(channel.rejected(too_large), rejection=too_large.reason)
+    queue.send(message)
     return IntakeResult(channel.accepted(), accepted_events=len(events))

@@ -171,3 +171,39 @@ def test_the_sqs_sender_sends_the_channel_attribute_and_reads_failures_and_sende
     assert failed == {1: ("InternalError: try later", True), 2: ("InvalidMessageContents", False)}
     assert sqs.entries[0]["MessageAttributes"] == {"channel": {"DataType": "String", "StringValue": "taobao"}}
     assert IntakeMessage.model_validate_json(sqs.entries[2]["MessageBody"]) == message(2)
+
+
+def test_a_signed_body_that_cannot_fit_the_queue_even_compressed_gets_413_and_nothing_is_queued():
+    # Given a Shopify order near the 256 KiB body limit whose note is incompressible text
+    import random
+
+    from infra.config import load_config
+    from infra.demo.traffic import ChannelRequest, load_channel_stories, signed_request
+    from orderhub.intake_batch import MAX_MESSAGE_BYTES
+
+    config = load_config()
+    shopify = config.channels["shopify"]
+    settings = ChannelSettings(secrets=shopify.secrets, app_key=shopify.app_key, options=shopify.options)
+    first = load_channel_stories("shopify")[0].requests[0]
+    order = json.loads(first.payload)
+    rng = random.Random(7)
+    room = 250 * 1024 - len(first.payload)
+    printable = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"\\')
+    order["note"] = "".join(rng.choice(printable) for _ in range(room))
+    request = ChannelRequest("shopify", first.headers, json.dumps(order).encode())
+    headers, body = signed_request(config, request, NOW)
+    queue = Queue()
+    # When it is posted, correctly signed
+    result = accept_webhook(InboundRequest("shopify", {k.lower(): v for k, v in headers.items()}, body, "198.51.100.7"),
+                            "req-9", lambda _: settings, queue, FixedClock(NOW))
+    # Then no retry could make it fit: a 413 with the reason, nothing queued
+    assert result.reply.status_code == 413 and "compressed" in (result.rejection or "")
+    assert queue.sent == []
+    # While the same order with a note that compresses is queued, within the queue's limit
+    order["note"] = "gift " * (room // 5)
+    headers, body = signed_request(config, ChannelRequest("shopify", first.headers, json.dumps(order).encode()), NOW)
+    result = accept_webhook(InboundRequest("shopify", {k.lower(): v for k, v in headers.items()}, body, "198.51.100.7"),
+                            "req-9", lambda _: settings, queue, FixedClock(NOW))
+    assert result.reply.status_code == 200
+    (message,) = queue.sent
+    assert len(message.sqs_body(MAX_MESSAGE_BYTES).encode()) <= MAX_MESSAGE_BYTES

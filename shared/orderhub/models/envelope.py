@@ -36,7 +36,7 @@ class IntakeMessage(BaseModel):
         """The message as an SQS body of at most `max_bytes` where it can be: as it is; else without the
         parsed events (the mapper parses the body); else with the body compressed too (a 256 KB order
         is 340 KB in base64, over the queue's default limit; compressed, a fraction of it). A message
-        still too large is refused by SQS, and the webhook is answered with an error to retry."""
+        still too large would be refused by SQS: webhook ingest checks `fits` first and answers 413."""
         body = self.model_dump_json()
         if len(body) <= max_bytes // 4 or len(body.encode()) <= max_bytes:  # a character is at most 4 bytes
             return body
@@ -51,6 +51,14 @@ class IntakeMessage(BaseModel):
             body = smaller.model_copy(update={"body_b64": base64.b64encode(packed).decode("ascii"),
                                               "body_zlib": True}).model_dump_json()
         return body
+
+    def fits(self, max_bytes: int) -> bool:
+        """Whether `sqs_body(max_bytes)` is within `max_bytes`. A body under half the limit always is (the
+        parsed events go before the body would fail, and the rest of the envelope is small), so only a
+        body near the channels' 256 KiB limit is serialised to tell."""
+        if len(self.body_b64) < max_bytes // 2:
+            return True
+        return len(self.sqs_body(max_bytes).encode()) <= max_bytes
 
     @classmethod
     def wrap(cls, channel: str, received_at: str, request_id: str, source_ip: str,
