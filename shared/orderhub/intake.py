@@ -29,16 +29,24 @@ class IntakeResult:
 SettingsSource = Callable[[str], ChannelSettings]
 
 
+def event_time_refusal(event: OrderEvent, now: datetime) -> str | None:
+    """Why a time the event carries cannot be the channel's (clock.channel_time_refusal), or None: a time
+    past the window around the hub clock would hold its order against every real event after it."""
+    if event.event_time == UNDATED and not event.kinds and any(g.startswith("time") for g in event.gaps):
+        return None  # the channel sent no time: logged as a gap, it changes nothing
+    for at in (event.event_time, *event.milestone_times.values()):
+        refusal = channel_time_refusal(at, now)
+        if refusal is not None:
+            return f"event {event.event_id[:64]}: {refusal}"
+    return None
+
+
 def check_event_times(events: Sequence[OrderEvent], now: datetime) -> None:
-    """Every time an event carries is within the window around the hub clock (clock.channel_time_refusal):
-    a time past it would hold its order against every real event after it."""
+    """A webhook whose events carry a time outside the window is refused whole (400)."""
     for event in events:
-        if event.event_time == UNDATED and not event.kinds and any(g.startswith("time") for g in event.gaps):
-            continue  # the channel sent no time: logged as a gap, it changes nothing
-        for at in (event.event_time, *event.milestone_times.values()):
-            refusal = channel_time_refusal(at, now)
-            if refusal is not None:
-                raise Malformed(f"event {event.event_id[:64]}: {refusal}")
+        refusal = event_time_refusal(event, now)
+        if refusal is not None:
+            raise Malformed(refusal)
 
 
 class IntakeQueue:

@@ -23,6 +23,7 @@ from typing import Protocol
 from orderhub.channels import get_channel
 from orderhub.channels.base import NO_RULES, FieldRules
 from orderhub.clock import Clock
+from orderhub.intake import event_time_refusal
 from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds, utc_iso_fast
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import Order, OrderEvent, updated
@@ -60,17 +61,22 @@ class MappingOutcome:
 def map_message(message: IntakeMessage, store: OrderStore, clock: Clock,
                 rules_for: RulesSource | None = None, health: HealthRecorder | None = None) -> list[MappingOutcome]:
     events: Sequence[OrderEvent]
+    refusals: dict[int, str] = {}
     if message.events is not None:
-        events = message.events
+        events = message.events  # parsed at the edge, times checked there
     else:  # not parsed at the edge: a replay, a pulled order, an imported row
         channel = get_channel(message.channel)
         rules = rules_for(channel.name) if rules_for is not None else NO_RULES
         events = channel.parse(message.body, message.headers, rules)
+        # Nobody to answer 400 to: an event whose time is outside the window is logged as refused, and
+        # the message's other events (a pulled page holds several orders) still apply.
+        now = clock.now()
+        refusals = {i: r for i, event in enumerate(events) if (r := event_time_refusal(event, now)) is not None}
     outcomes = []
-    for event in events:
+    for i, event in enumerate(events):
         if health is not None and (event.drift or event.gaps):
             health.record(event.reporter, event.drift, event.gaps, event.event_id, message.received_at)
-        outcomes.append(apply_to_store(event, message, store, clock))
+        outcomes.append(apply_to_store(event, message, store, clock, refusals.get(i)))
     return outcomes
 
 
@@ -93,8 +99,16 @@ def _waybills(order: Order) -> set[str]:
     return numbers
 
 
-def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore, clock: Clock) -> MappingOutcome:
+def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore, clock: Clock,
+                   refusal: str | None = None) -> MappingOutcome:
+    """Merge the event into its order and log it; an event `refusal` names (a time outside the window) is
+    only logged, with the reason, and changes nothing."""
     order_id = target_order_id(event, store)
+    if refusal is not None:
+        current = store.get_order(order_id)
+        before = current.status._value_ if current else None
+        store.append_event(_entry(order_id, event, message, clock, "refused", before, before, refusal))
+        return MappingOutcome(order_id, "refused", before, before)
     logged = False
     for _ in range(MAX_CONFLICT_RETRIES):
         current = store.get_order(order_id)

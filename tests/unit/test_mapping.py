@@ -109,3 +109,30 @@ class AlwaysLoses(InMemoryOrderStore):
 def test_endless_conflicts_fail_the_message_so_it_is_retried():
     with pytest.raises(ConflictError):
         map_message(message(created()), AlwaysLoses(), FixedClock(T0))
+
+
+def test_an_event_parsed_here_with_a_time_outside_the_window_is_logged_refused_and_its_neighbours_apply():
+    # Given a message the mapper parses itself (a replay, a pulled page, an imported file: nobody to
+    # answer 400 to) holding two Douyin order messages, one dated in the year 2286
+    def douyin_message(p_id: int, create_time: int) -> dict:
+        data = {"p_id": p_id, "s_ids": [p_id + 1], "shop_id": 68715432, "biz": 2, "order_type": 0,
+                "order_status": 1, "create_time": create_time}
+        return {"tag": "100", "msg_id": f"{p_id}_100_1", "data": json.dumps(data)}
+
+    now = T0.timestamp()
+    body = json.dumps([douyin_message(6921345678901234567, 9_999_999_999),
+                       douyin_message(6921345678901234999, int(now) - 60)]).encode()
+    store = InMemoryOrderStore()
+    pulled = IntakeMessage.wrap("douyin", "2026-11-21T01:00:00.000+00:00", "replay-1", "", {}, body)
+    # When it is mapped
+    far, near = map_message(pulled, store, FixedClock(T0))
+    # Then the far-future event is logged with the reason and changes nothing; the other one applies
+    assert far.outcome == "refused" and far.status_after is None and store.get_order(far.order_id) is None
+    (entry,) = store.list_events(far.order_id)
+    assert entry.outcome == "refused" and "ahead of the hub clock" in entry.note
+    assert near.outcome == "applied" and store.get_order(near.order_id) is not None
+    # And a real event of the refused order, later, is not held back by it
+    real = IntakeMessage.wrap("douyin", "2026-11-21T01:05:00.000+00:00", "replay-2", "", {},
+                              json.dumps([douyin_message(6921345678901234567, int(now) - 30)]).encode())
+    (applied,) = map_message(real, store, FixedClock(T0))
+    assert applied.outcome == "applied" and store.get_order(applied.order_id).status.value == "PENDING_PAYMENT"
