@@ -30,7 +30,8 @@ from typing import Any
 
 from infra.cli.common import aws_client, aws_options, physical, stage_config
 from orderhub.channels.base import NO_RULES, FieldRules
-from orderhub.store.health import DRIFT, GAP, MAX_LISTED_PER_EVENT, HealthEntry
+from orderhub.channels.drift import MAX_LISTED_PER_EVENT
+from orderhub.store.health import DRIFT, GAP, HealthEntry
 
 
 def register(sub: Any) -> None:

@@ -14,11 +14,12 @@ from moto import mock_aws
 
 from infra.demo.traffic import load_channel_stories
 from orderhub.channels import get_channel
+from orderhub.channels.drift import MAX_LISTED_PER_EVENT
 from orderhub.channels.rejections import ChannelRejection
 from orderhub.clock import FixedClock
 from orderhub.mapping import map_message
 from orderhub.models.envelope import IntakeMessage
-from orderhub.store.health import MAX_LISTED_PER_EVENT, ChannelHealth
+from orderhub.store.health import ChannelHealth
 from orderhub.store.orders import InMemoryOrderStore
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)

@@ -11,9 +11,8 @@ from hypothesis import strategies as st
 
 from orderhub.channels import get_channel
 from orderhub.channels.base import drift_paths, field_paths
-from orderhub.channels.drift import unknown_paths
-from orderhub.store.attributes import storable_text
-from orderhub.store.health import MAX_LISTED_PER_EVENT, MAX_TEXT_CHARS
+from orderhub.channels.drift import MAX_LISTED_PER_EVENT, MAX_TEXT_CHARS, unknown_paths
+from orderhub.stored_text import storable_text
 
 
 def by_definition(payload, known, ignore) -> tuple[str, ...]:

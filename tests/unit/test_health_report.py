@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from infra.cli.reports import drift_report, gaps_report
 from orderhub.channels.base import FieldRules
-from orderhub.channels.drift import drift_paths
-from orderhub.store.health import MAX_LISTED_PER_EVENT, InMemoryChannelHealth
+from orderhub.channels.drift import MAX_LISTED_PER_EVENT, drift_paths
+from orderhub.store.health import InMemoryChannelHealth
 
 T1, T2 = "2026-11-19T01:00:00.000+00:00", "2026-11-19T02:00:00.000+00:00"
 

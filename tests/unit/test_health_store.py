@@ -8,8 +8,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from orderhub.channels.drift import MAX_LISTED_PER_EVENT, MAX_TEXT_CHARS
 from orderhub.store.attributes import item_size_bytes
-from orderhub.store.health import MAX_LISTED_PER_EVENT, MAX_TEXT_CHARS, ChannelHealth, InMemoryChannelHealth
+from orderhub.store.health import ChannelHealth, InMemoryChannelHealth
 
 T1, T2, T3 = "2026-11-19T01:00:00.000+00:00", "2026-11-19T02:00:00.000+00:00", "2026-11-19T03:00:00.000+00:00"
 WRITES = {"update_item", "put_item", "batch_write_item", "transact_write_items", "delete_item"}

@@ -5,21 +5,37 @@ paths with one pass over their separators (checked against the plain definition,
 by hypothesis in tests/unit/test_drift_paths.py): its cost is linear in the payload, whatever the
 number or length of the keys. `drift_paths` is what an event carries and the channel-health
 table records: the first `MAX_LISTED_PER_EVENT` of them, bounded in length, and a note of how
-many more there were (`orderhub.store.health`).
+many more there were (`orderhub.store.health` records them).
 """
 
 from __future__ import annotations
 
+import heapq
+from collections.abc import Collection
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from orderhub.store.health import listed_with_note
+from orderhub.stored_text import storable_text
+
+MAX_LISTED_PER_EVENT = 32  # paths (and codes) one event lists; a platform's new release adds a handful
+MAX_TEXT_CHARS = 200  # a path or code as stored: room for any real one, bounded for a hostile one
+MORE_PATHS_NOTE = " more unknown field paths"  # the last listed item "+<n> more unknown field paths"
 
 
 def drift_paths(payload: Any, known: frozenset[str] | set[str], ignore: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The drift an event carries: `unknown_paths`, the first few listed, the rest counted."""
     return listed_with_note(_unknown(payload, known, ignore))
+
+
+def listed_with_note(paths: Collection[str]) -> tuple[str, ...]:
+    """What an event carries as drift: the first `MAX_LISTED_PER_EVENT` paths in sorted order,
+    storable, then (only when there were more) one note `+<n> more unknown field paths`, which
+    the store reads by its place: a list longer than the cap ends with it."""
+    first = sorted(paths) if len(paths) <= MAX_LISTED_PER_EVENT else heapq.nsmallest(MAX_LISTED_PER_EVENT, paths)
+    listed = tuple(storable_text(p, MAX_TEXT_CHARS) for p in first)
+    more = len(paths) - MAX_LISTED_PER_EVENT
+    return listed + (f"+{more}{MORE_PATHS_NOTE}",) if more > 0 else listed
 
 
 def unknown_paths(payload: Any, known: frozenset[str] | set[str], ignore: tuple[str, ...] = ()) -> tuple[str, ...]:

@@ -25,23 +25,21 @@ kind that says how many more there were. `orderhub drift report` / `gaps report`
 from __future__ import annotations
 
 import hashlib
-import heapq
 import json
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from orderhub.channels.drift import MAX_LISTED_PER_EVENT, MAX_TEXT_CHARS, MORE_PATHS_NOTE
 from orderhub.store import DynamoTable
-from orderhub.store.attributes import from_item, storable_text
+from orderhub.store.attributes import from_item
+from orderhub.stored_text import storable_text
 
 DRIFT = "drift"
 GAP = "gap"
 _SEPARATOR = "#"
 _SET = "set"
 
-MAX_LISTED_PER_EVENT = 32  # paths (and codes) one event lists; a platform's new release adds a handful
-MAX_TEXT_CHARS = 200  # a path or code as stored: room for any real one, bounded for a hostile one
-_MORE_PATHS = " more unknown field paths"
 
 _UPDATE = ("ADD #count :one, #more_drift :more_drift, #more_gaps :more_gaps "
            "SET #first = if_not_exists(#first, :at), #last = :at, #example = :event_id, "
@@ -73,16 +71,6 @@ def entry_key(kind: str, key: str) -> str:
     return f"{kind}{_SEPARATOR}{key}"
 
 
-def listed_with_note(paths: Collection[str]) -> tuple[str, ...]:
-    """What an event carries as drift: the first `MAX_LISTED_PER_EVENT` paths in sorted order,
-    storable, then (only when there were more) one note `+<n> more unknown field paths`, which
-    the store reads by its place: a list longer than the cap ends with it."""
-    first = sorted(paths) if len(paths) <= MAX_LISTED_PER_EVENT else heapq.nsmallest(MAX_LISTED_PER_EVENT, paths)
-    listed = tuple(storable_text(p, MAX_TEXT_CHARS) for p in first)
-    more = len(paths) - MAX_LISTED_PER_EVENT
-    return listed + (f"+{more}{_MORE_PATHS}",) if more > 0 else listed
-
-
 def overflow_key(kind: str, more: int) -> str:
     """The report row of the paths or codes that events did not list."""
     what = "unknown field paths" if kind == DRIFT else "unmapped codes"
@@ -93,8 +81,8 @@ def _listed(texts: Iterable[str], note: bool) -> tuple[list[str], int]:
     """Distinct storable texts, at most `MAX_LISTED_PER_EVENT`, and how many more there were."""
     texts = tuple(texts)
     if note and len(texts) == MAX_LISTED_PER_EVENT + 1:
-        count = texts[-1][1:-len(_MORE_PATHS)]
-        if texts[-1].startswith("+") and texts[-1].endswith(_MORE_PATHS) and count.isdigit():
+        count = texts[-1][1:-len(MORE_PATHS_NOTE)]
+        if texts[-1].startswith("+") and texts[-1].endswith(MORE_PATHS_NOTE) and count.isdigit():
             return sorted({storable_text(t, MAX_TEXT_CHARS) for t in texts[:-1]}), int(count)
     distinct = sorted({storable_text(t, MAX_TEXT_CHARS) for t in texts})
     return distinct[:MAX_LISTED_PER_EVENT], max(0, len(distinct) - MAX_LISTED_PER_EVENT)
