@@ -8,12 +8,12 @@ STAMP  := $(VENV)/.installed
 PORT   ?= 8080
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 1
 
-.PHONY: help install demo run test test-unit test-integration test-infra test-e2e test-reliability mutants lint bench synth deploy schemas clean
+.PHONY: help install demo run test test-unit test-integration test-infra test-e2e test-hostile test-reliability mutants lint bench synth deploy schemas clean
 
 help:
 	@echo "make demo     install, start the hub locally on moto, play sample traffic, print a summary"
 	@echo "make run      serve the hub locally on http://127.0.0.1:$(PORT) until stopped (PORT overrides)"
-	@echo "make test     install and run every test tier (unit, integration, infrastructure, e2e, reliability) + lint"
+	@echo "make test     install and run every test tier (unit, integration, infrastructure, e2e, hostile input, reliability) + lint"
 	@echo "make bench    run the benchmarks and rewrite bench/RESULTS.md"
 	@echo "make mutants  break each safety check (lost update, blind overwrite, log overwrite) in a copy; its tests must fail"
 	@echo "make synth    synthesise the CDK app into cdk.out (no AWS account needed)"
@@ -39,7 +39,7 @@ run: install
 # report (lost / duplicated / unexpected per scenario) printed when both are done.
 test: install lint
 	@$(BIN)/python -m pytest tests/reliability > .reliability.log 2>&1 & reliability=$$!; \
-	$(BIN)/python -m pytest tests/unit tests/integration tests/infrastructure tests/e2e; tiers=$$?; \
+	$(BIN)/python -m pytest tests/unit tests/integration tests/infrastructure tests/e2e tests/hostile; tiers=$$?; \
 	wait $$reliability; status=$$?; \
 	echo "---- reliability tier (tests/reliability) ----"; cat .reliability.log; \
 	test $$tiers -eq 0 -a $$status -eq 0
@@ -55,6 +55,9 @@ test-infra: install
 
 test-e2e: install
 	$(BIN)/python -m pytest tests/e2e
+
+test-hostile: install
+	$(BIN)/python -m pytest tests/hostile
 
 test-reliability: install
 	$(BIN)/python -m pytest tests/reliability
