@@ -29,6 +29,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from infra.topology import SqsTrigger, StreamTrigger
+from orderhub.bus.stream_range import lambda_binaries
 
 log = logging.getLogger("orderhub.local.pollers")
 
@@ -303,7 +304,7 @@ class StreamPoller(_Poller):
             ddb["ApproximateCreationDateTime"] = int(created.timestamp())
         for key in ("Keys", "NewImage", "OldImage"):
             if key in ddb:
-                ddb[key] = _b64_binaries(ddb[key])
+                ddb[key] = lambda_binaries(ddb[key])
         record.update(dynamodb=ddb, awsRegion=self.region, eventSourceARN=self.stream_arn)
         if record.get("eventName") == "REMOVE" and self._ttl_deletes and \
                 self._ttl_deletes(self.trigger.table, ddb["Keys"]):
@@ -375,14 +376,3 @@ class StreamPoller(_Poller):
 
 def _arrival(ddb: dict) -> str:
     return datetime.fromtimestamp(ddb.get("ApproximateCreationDateTime", 0), UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def _b64_binaries(value: Any) -> Any:
-    """Stream images as Lambda delivers them: binary attribute values as base64 text."""
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if isinstance(value, dict):
-        return {k: _b64_binaries(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_b64_binaries(v) for v in value]
-    return value

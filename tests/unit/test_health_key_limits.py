@@ -14,6 +14,7 @@ import boto3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from unit.moto_tables import create_order_tables
 
 from orderhub.clock import FixedClock
 from orderhub.lifecycle.statuses import EventKind, LogisticsStatus
@@ -51,14 +52,7 @@ class KeyRecordingClient:
 
 def order_store() -> tuple[DynamoOrderStore, KeyRecordingClient]:
     client = boto3.client("dynamodb", region_name="ap-southeast-1")
-    client.create_table(TableName="orders", BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}])
-    client.create_table(TableName="events", BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"},
-                                   {"AttributeName": "event_key", "KeyType": "RANGE"}],
-                        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"},
-                                              {"AttributeName": "event_key", "AttributeType": "S"}])
+    create_order_tables(client, events="events")
     recording = KeyRecordingClient(client)
     return DynamoOrderStore(recording, "orders", "events"), recording
 

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
 from unit.mall_events import created, paid
+from unit.moto_tables import moto_order_store
 
 from orderhub.channels.base import ChannelSettings, InboundRequest
 from orderhub.channels.mall import sign
@@ -120,16 +121,7 @@ def message(raw: dict, replay_of: str | None = None) -> IntakeMessage:
 
 
 def moto_store() -> DynamoOrderStore:
-    client = boto3.client("dynamodb", region_name="ap-southeast-1")
-    client.create_table(TableName="orders", BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"}],
-                        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"}])
-    client.create_table(TableName="events", BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "order_id", "KeyType": "HASH"},
-                                   {"AttributeName": "event_key", "KeyType": "RANGE"}],
-                        AttributeDefinitions=[{"AttributeName": "order_id", "AttributeType": "S"},
-                                              {"AttributeName": "event_key", "AttributeType": "S"}])
-    return DynamoOrderStore(client, "orders", "events")
+    return moto_order_store(boto3.client("dynamodb", region_name="ap-southeast-1"))
 
 
 @pytest.fixture(params=["in-memory", "moto"])

@@ -102,16 +102,17 @@ def _lambda_shape(raw: dict, stream_arn: str) -> dict:
     ddb.pop("ApproximateCreationDateTime", None)  # a datetime from boto3; the events do not use it
     for key in ("Keys", "NewImage", "OldImage"):
         if key in ddb:
-            ddb[key] = _b64_binaries(ddb[key])
+            ddb[key] = lambda_binaries(ddb[key])
     return {**raw, "dynamodb": ddb, "eventSourceARN": stream_arn}
 
 
-def _b64_binaries(value: Any) -> Any:
-    """boto3 returns binary attribute values as bytes; Lambda hands them over as base64 text."""
+def lambda_binaries(value: Any) -> Any:
+    """Stream images as Lambda delivers them: boto3 returns binary attribute values as bytes, Lambda
+    hands them over as base64 text."""
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
     if isinstance(value, dict):
-        return {k: _b64_binaries(v) for k, v in value.items()}
+        return {k: lambda_binaries(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_b64_binaries(v) for v in value]
+        return [lambda_binaries(v) for v in value]
     return value
