@@ -91,6 +91,17 @@ def bad_requests(config: HubConfig) -> list[tuple[str, str, bytes, dict[str, str
     s_headers, s_body = signed_request(config, shopify, secret="an-old-secret-no-longer-valid")  # noqa: S106
     k100 = load_channel_stories("kuaidi100")[0].requests[-1]
     k_headers, k_body = signed_request(config, k100)
+    # Signed correctly, so the parser is reached, and still refused: what a broken or hostile client sends.
+    deep = good[:-1] + b',"note":' + b'{"a":' * 40 + b"1" + b"}" * 40 + b"}"
+    twice = good[:-1] + b',"event_id":"evt_someone_else"}'
+    superscript = {**mall_headers(secret, good), "X-Mall-Timestamp": "\u00b9\u00b2\u00b3\u00b9"}  # ¹²³¹
+    order_message = load_channel_stories("douyin")[0].requests[1]
+    future = json.loads(order_message.payload)
+    for message in future:
+        data = json.loads(message["data"])
+        data.update({key: 9_999_999_999 for key in data if key.endswith("_time")})  # the year 2286
+        message["data"] = json.dumps(data)
+    f_headers, f_body = signed_request(config, ChannelRequest("douyin", order_message.headers, encode(future)))
     return [
         ("mall: body changed after signing", "mall", tampered, mall_headers(secret, good)),
         ("mall: signed with the wrong secret", "mall", good, mall_headers("not-the-secret", good)),
@@ -104,6 +115,11 @@ def bad_requests(config: HubConfig) -> list[tuple[str, str, bytes, dict[str, str
         ("kuaidi100: sign stripped", "kuaidi100", k_body.split(b"&sign=")[0], k_headers),
         ("taobao is pulled: no webhook", "taobao", good, {}),
         ("a channel the hub does not know", "nosuchshop", good, mall_headers(secret, good)),
+        ("mall: signed, nested 40 levels deep", "mall", deep, mall_headers(secret, deep)),
+        ("mall: signed, event_id given twice", "mall", twice, mall_headers(secret, twice)),
+        ("mall: timestamp in superscript digits", "mall", good, superscript),
+        ("mall: timestamp 5 minutes ahead (replayable)", "mall", good, mall_headers(secret, good, time.time() + 300)),
+        ("douyin: signed, an order dated 2286", "douyin", f_body, f_headers),
     ]
 
 
@@ -364,7 +380,7 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
             parsed = json.loads(body)
             message = parsed.get("message") or parsed.get("msg") or body
         out(f"  {status}  {label:<48} {str(message)[:70]}")
-    expected_codes = [401, 401, 401, 401, 400, 413, 401, 401, 401, 404, 404]
+    expected_codes = [401, 401, 401, 401, 400, 413, 401, 401, 401, 404, 404, 400, 400, 401, 401, 400]
     checks.append(("each bad request refused with its 4xx", [s for _, s, _ in rejected] == expected_codes))
     checks.append(("ops API refuses a request without token", unauthorised == 401))
 
