@@ -366,7 +366,7 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
     )
 
     buckets = (
-        Bucket(DROPS_BUCKET, purpose="File drops: CSV order imports, bank statements, settlement bills.",
+        Bucket(DROPS_BUCKET, purpose="File drops: CSV order imports (imports/) and their reports (reports/imports/).",
                expire_after_days=90,
                notifications=(BucketNotification(IMPORTS_PREFIX, IMPORTS_QUEUE, suffix=".csv"),)),
     )
