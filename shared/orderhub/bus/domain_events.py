@@ -113,7 +113,7 @@ def events_for_change(old: Order | None, new: Order) -> list[BusEntry]:
 def events_for_stream_record(record: dict[str, Any]) -> list[BusEntry]:
     """A DynamoDB stream record (Lambda event shape) of the orders table -> domain events."""
     if record.get("eventName") == "REMOVE":
-        return []  # orders are retired by the archive process, which announces them itself
+        return []  # a deleted item is no event of the order's life (nothing deletes orders today: no TTL on the table)
     images = record["dynamodb"]
     new = order_from_item(images["NewImage"])
     old_image = images.get("OldImage")
