@@ -11,6 +11,7 @@ import boto3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
+from unit.moto_tables import moto_channel_health
 
 from infra.demo.traffic import load_channel_stories
 from orderhub.channels import get_channel
@@ -19,11 +20,9 @@ from orderhub.channels.rejections import ChannelRejection
 from orderhub.clock import FixedClock
 from orderhub.mapping import map_message
 from orderhub.models.envelope import IntakeMessage
-from orderhub.store.health import ChannelHealth
 from orderhub.store.orders import InMemoryOrderStore
 
 NOW = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
-WRITES = {"update_item", "put_item", "batch_write_item", "transact_write_items"}
 (FIRST_REQUEST, *_) = load_channel_stories("shopify")[0].requests
 
 PLAIN = st.sampled_from(["a", "é", "中", "\x00", "_", "😀", " "])
@@ -33,33 +32,6 @@ ODD = PLAIN | st.sampled_from([".", "[]", "[", "]", "\ud800", "\udfff"])  # sepa
 def names(chars):
     return (st.lists(chars, min_size=1, max_size=8).map("".join)
             | st.tuples(chars, st.integers(900, 2_500)).map(lambda t: t[0] * t[1]))  # past the 1,024-byte key limit
-
-
-class RecordingClient:
-    def __init__(self, client) -> None:
-        self._client = client
-        self.writes: list[dict] = []
-
-    def __getattr__(self, name):
-        method = getattr(self._client, name)
-
-        def call(**kwargs):
-            if name in WRITES:
-                self.writes.append(kwargs)
-            return method(**kwargs)
-
-        return call
-
-
-def health_table() -> tuple[ChannelHealth, RecordingClient]:
-    client = boto3.client("dynamodb", region_name="ap-southeast-1")
-    client.create_table(TableName="channel-health", BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "channel", "KeyType": "HASH"},
-                                   {"AttributeName": "entry", "KeyType": "RANGE"}],
-                        AttributeDefinitions=[{"AttributeName": "channel", "AttributeType": "S"},
-                                              {"AttributeName": "entry", "AttributeType": "S"}])
-    recording = RecordingClient(client)
-    return ChannelHealth(recording, "channel-health"), recording
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -81,13 +53,13 @@ def test_any_unknown_fields_are_one_health_write_that_dynamodb_accepts(plain, od
     message = IntakeMessage.wrap("shopify", "2026-11-22T03:00:00.000+00:00", "req-1", "203.0.113.7",
                                  FIRST_REQUEST.headers, body, events=events if parsed_at_the_edge else None)
     with mock_aws():
-        health, recording = health_table()
+        health, recording = moto_channel_health(boto3.client("dynamodb", region_name="ap-southeast-1"))
         # When the status mapper maps it
         outcomes = map_message(message, InMemoryOrderStore(), FixedClock(NOW), health=health)
         # Then the order is applied, and its drift was one write, within DynamoDB's key limits
         assert [o.outcome for o in outcomes] == ["applied"]
-        assert len(recording.writes) == (1 if plain or odd or many or nested else 0)
-        for write in recording.writes:
+        assert len(recording.writes()) == (1 if plain or odd or many or nested else 0)
+        for write in recording.writes():
             assert len(write["Key"]["channel"]["S"].encode()) <= 2_048
             assert len(write["Key"]["entry"]["S"].encode()) <= 1_024
         # And the report lists at most the cap per event and says how many more there were

@@ -7,44 +7,15 @@ from __future__ import annotations
 import boto3
 import pytest
 from moto import mock_aws
+from unit.moto_tables import moto_channel_health
 
 from orderhub.channels.drift import MAX_LISTED_PER_EVENT, MAX_TEXT_CHARS
 from orderhub.store.attributes import item_size_bytes
 from orderhub.store.health import ChannelHealth, InMemoryChannelHealth
 
 T1, T2, T3 = "2026-11-19T01:00:00.000+00:00", "2026-11-19T02:00:00.000+00:00", "2026-11-19T03:00:00.000+00:00"
-WRITES = {"update_item", "put_item", "batch_write_item", "transact_write_items", "delete_item"}
-
-
-class RecordingClient:
-    """The DynamoDB client, with every call it was asked to make kept in order."""
-
-    def __init__(self, client) -> None:
-        self._client = client
-        self.calls: list[tuple[str, dict]] = []
-
-    def __getattr__(self, name):
-        method = getattr(self._client, name)
-
-        def call(**kwargs):
-            self.calls.append((name, kwargs))
-            return method(**kwargs)
-
-        return call
-
-    def writes(self) -> list[dict]:
-        return [kwargs for name, kwargs in self.calls if name in WRITES]
-
-
 def dynamodb_health():
-    client = boto3.client("dynamodb", region_name="ap-southeast-1")
-    client.create_table(TableName="channel-health", BillingMode="PAY_PER_REQUEST",
-                        KeySchema=[{"AttributeName": "channel", "KeyType": "HASH"},
-                                   {"AttributeName": "entry", "KeyType": "RANGE"}],
-                        AttributeDefinitions=[{"AttributeName": "channel", "AttributeType": "S"},
-                                              {"AttributeName": "entry", "AttributeType": "S"}])
-    recording = RecordingClient(client)
-    return ChannelHealth(recording, "channel-health"), recording
+    return moto_channel_health(boto3.client("dynamodb", region_name="ap-southeast-1"))
 
 
 @pytest.fixture(params=["dynamodb", "memory"])
