@@ -12,10 +12,11 @@ so a redelivered message reaches no robot twice.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from orderhub.alerts import Alert, Severity
+from orderhub.clock import utc_iso
 
 ALARM_SOURCE = "aws.cloudwatch"
 ALARM_DETAIL_TYPE = "CloudWatch Alarm State Change"
@@ -33,7 +34,7 @@ def _utc_iso(text: str) -> str:
         at = datetime.fromisoformat(text)  # "2026-11-11T00:03:00.123+0000" and "...Z" both parse
     except (TypeError, ValueError):
         return ""
-    return at.astimezone(UTC).isoformat(timespec="milliseconds") if at.tzinfo else ""
+    return utc_iso(at) if at.tzinfo else ""
 
 
 def _short(text: Any) -> str:
