@@ -141,7 +141,7 @@ def test_an_event_id_resent_with_other_facts_is_a_conflict_and_the_first_facts_s
     (changed,) = map_message(message(paid(amount=1)), store, clock)
     assert (first.outcome, again.outcome, changed.outcome) == ("applied", "duplicate", "conflict")
     order = store.get_order(first.order_id)
-    assert order.paid_amount == 25800 and order.version == 2
+    assert order.payment_claim == 25800 and order.version == 2
     assert [e.outcome for e in store.list_events(first.order_id)] == ["applied", "applied"]
 
 

@@ -32,7 +32,10 @@ from orderhub.lifecycle.statuses import (
 from orderhub.models.order import (
     AftersaleCase,
     AftersaleFact,
+    LedgerLine,
     Milestones,
+    MoneyKind,
+    MoneyState,
     Order,
     OrderEvent,
     OrderLine,
@@ -40,6 +43,7 @@ from orderhub.models.order import (
     Stamp,
     updated,
 )
+from orderhub.payments.ledger import business_date, channel_method, line_of, money, with_lines
 
 _MILESTONE_OF_KIND = {
     EventKind.CREATED: "created_at",
@@ -111,7 +115,8 @@ def _carries_facts(event: OrderEvent, refused: tuple[EventKind, ...]) -> bool:
     return (bool(kinds) and (not refused or any(k not in refused for k in kinds)) or bool(event.aftersales)
             or event.hold is not None or event.details is not None or event.payment is not None
             or event.deposit is not None or event.shipment is not None or event.region is not None
-            or event.logistics is not None or (event.outbound is not None and EventKind.OUTBOUND not in refused))
+            or event.logistics is not None or (event.outbound is not None and EventKind.OUTBOUND not in refused)
+            or bool(event.money))
 
 
 def merge_event(current: Order | None, event: OrderEvent, order_id: str | None = None) -> Order:
@@ -180,7 +185,7 @@ def _merge_update(order: Order, event: OrderEvent) -> dict:
         update |= {"region": event.region, "region_stamp": stamp}
     if event.payment is not None and _newer(stamp, order.payment_stamp):
         update |= {"payment_transaction_id": event.payment.transaction_id or order.payment_transaction_id,
-                   "paid_amount": event.payment.amount, "payment_stamp": stamp}
+                   "payment_claim": event.payment.amount, "payment_stamp": stamp}
     if event.deposit is not None and _newer(stamp, order.deposit_stamp):
         update |= {"deposit_amount": event.deposit.amount, "deposit_stamp": stamp}
     if event.shipment is not None and _newer(stamp, order.shipment_stamp):
@@ -197,6 +202,13 @@ def _merge_update(order: Order, event: OrderEvent) -> dict:
         # The earliest scan of a package is its outbound; ties broken by content, so any order agrees.
         if known_package is None or (package.at, repr(package)) < (known_package.at, repr(known_package)):
             update["packages"] = {**order.packages, o.package_id: package}
+    money_lines = [line_of(fact) for fact in event.money] if event.money else []
+    if is_own_channel and (event.payment is not None or event.aftersales):
+        money_lines += claimed_lines(order, event, at)
+    if money_lines:
+        booked = with_lines(order.ledger, money_lines)
+        if booked is not None:
+            update["ledger"] = booked
     if event.aftersales:
         cases = dict(order.aftersales)
         for fact in event.aftersales:
@@ -212,6 +224,40 @@ def _merge_update(order: Order, event: OrderEvent) -> dict:
     if at > order.last_event_time:
         update["last_event_time"] = at
     return update
+
+
+def claimed_lines(order: Order, event: OrderEvent, at: str) -> list[LedgerLine]:
+    """The ledger records a channel's own paid and refund facts stand for, where its facts are money (a
+    platform collecting on the merchant's behalf, a shop's own gateway; `payments.ledger.channel_method`):
+    one payment per channel order (a platform collects once; its payment reference rides along) and one
+    refund per refunded after-sale case, each at the time this event gives it. Pure in the event (and the
+    order's currency when the event names none), so the set of records does not depend on arrival order."""
+    method = channel_method(order.channel or event.channel)
+    if method is None:
+        return []
+    # A refund report often names no currency (Shopify's refunds/create): "" stands for the order's.
+    currency = event.details.currency if event.details is not None else ""
+    order_ref = (order.channel_order_id or event.channel_order_id)[:64]
+    if not order_ref:
+        return []
+    lines = []
+    payment = event.payment
+    if payment is not None and payment.amount > 0:
+        when = event.milestone_times.get(EventKind.PAID) if event.milestone_times else None
+        paid_at = event_iso(when) if when is not None else at
+        lines.append(LedgerLine(
+            provider=order.channel or event.channel, kind=MoneyKind.PAYMENT, reference=order_ref,
+            state=MoneyState.CONFIRMED, amount=payment.amount, currency=currency, method=method,
+            payment_reference=payment.transaction_id, merchant_reference=order_ref, occurred_at=paid_at,
+            business_date=business_date(paid_at)))
+    for fact in event.aftersales:
+        if fact.state is AftersaleState.REFUNDED and fact.amount > 0:
+            lines.append(LedgerLine(
+                provider=order.channel or event.channel, kind=MoneyKind.REFUND, reference=fact.case_id,
+                state=MoneyState.CONFIRMED, amount=fact.amount, currency=currency, method=method,
+                payment_reference=order_ref, merchant_reference=order_ref, occurred_at=at,
+                business_date=business_date(at)))
+    return lines
 
 
 def _case_rank(state: AftersaleState, stamp: Stamp) -> tuple[bool, str, str]:
@@ -248,17 +294,22 @@ def derive(order: Order) -> Order:
 
 
 def _derived(values: dict) -> dict:
-    """The derived fields (statuses, paid and refunded amounts) of an order's field values."""
+    """The derived fields (statuses, the ledger records a channel's own facts book, the money) of an
+    order's field values."""
     m: Milestones = values["milestones"]
     aftersales = values["aftersales"]
     cases = aftersales.values()
-    refunded = sum(c.amount for c in cases if c.state is AftersaleState.REFUNDED) if aftersales else 0
+    claimed_refund = sum(c.amount for c in cases if c.state is AftersaleState.REFUNDED) if aftersales else 0
     payment_stamp = values["payment_stamp"]
     total_amount = values["total_amount"]
-    paid = m.paid_at is not None or payment_stamp is not None or m.completed_at is not None
+    claimed_paid = m.paid_at is not None or payment_stamp is not None or m.completed_at is not None
     deposit = m.deposit_paid_at is not None or values["deposit_stamp"] is not None
-    paid_amount = values["paid_amount"] if payment_stamp is not None else (total_amount if paid else 0)
-    basis = paid_amount or total_amount
+    claimed_amount = values["payment_claim"] if payment_stamp is not None else (total_amount if claimed_paid else 0)
+
+    books = money(values["ledger"], values["currency"])
+    paid = claimed_paid or books.confirmed
+    refunded = max(claimed_refund, books.refunded)
+    basis = books.paid or claimed_amount or total_amount
     fully_refunded = refunded > 0 and basis > 0 and refunded >= basis
 
     if refunded > 0:
@@ -310,7 +361,9 @@ def _derived(values: dict) -> dict:
         status = OrderStatus.PENDING_PAYMENT
 
     return {"status": status, "payment_status": payment, "fulfillment_status": fulfillment,
-            "aftersale_status": aftersale, "paid_amount": paid_amount, "refunded_amount": refunded}
+            "aftersale_status": aftersale, "paid_amount": books.paid,
+            "refunded_amount": books.refunded, "payment_confirmed": books.confirmed}
+
 
 
 def effective_hold(order: Order) -> str:

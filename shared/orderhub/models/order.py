@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
@@ -64,6 +65,58 @@ class PaymentFact(BaseModel):
     transaction_id: Annotated[str, Field(max_length=64)] = ""
     amount: MinorUnits
     method: str = ""
+
+
+class MoneyKind(StrEnum):
+    PAYMENT = "payment"  # money in from the buyer
+    REFUND = "refund"  # money back to the buyer
+
+
+class MoneyState(StrEnum):
+    """What the source says of one money movement. A movement only moves forward: pending, then confirmed
+    or reversed; reversed (it did not happen after all, or finance corrected it) outranks confirmed."""
+
+    PENDING = "pending"  # announced, not yet certain (a bank transfer recorded, a refund that went abnormal)
+    CONFIRMED = "confirmed"
+    REVERSED = "reversed"
+
+
+class MethodClass(StrEnum):
+    """How the money travelled (PAY-2); journal accounts are chosen by it."""
+
+    ONLINE = "online"  # a payment provider of the merchant's own (WeChat Pay, Alipay, the shop's gateway)
+    BANK_TRANSFER = "bank_transfer"
+    CREDIT = "credit"  # on account: the buyer pays later
+    COLLECTED_ON_BEHALF = "collected_on_behalf"  # a platform took the money and settles it later
+
+
+Reference = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+
+
+class MoneyFact(BaseModel):
+    """One money movement as its source reports it: a payment provider's callback, a platform's paid or
+    refund fact, a transfer finance recorded. The ledger keeps one entry per (provider, kind, reference)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9_.-]+$")]
+    kind: MoneyKind
+    reference: Reference  # the provider's transaction id (payment) or refund id (refund)
+    state: MoneyState
+    amount: MinorUnits  # for `cumulative` refunds: everything refunded on the payment so far
+    currency: Currency
+    method: MethodClass
+    fee: MinorUnits | None = None  # the provider's fee, where it says
+    payment_reference: Annotated[str, Field(max_length=64)] = ""  # a refund: the payment it returns
+    merchant_reference: Annotated[str, Field(max_length=64)] = ""  # out_trade_no / out_refund_no / out_biz_no
+    account: Annotated[str, Field(max_length=64)] = ""  # the merchant account the money went to (mchid, app id)
+    occurred_at: AwareDatetime  # the provider's time of the movement (success_time, gmt_payment, gmt_refund)
+    # Alipay reports refunds as the trade's refunded total: each refund's own amount is the step between totals.
+    cumulative: bool = False
+    note: Annotated[str, Field(max_length=200)] = ""  # why (finance's reason; the provider's refund status)
+    # The provider's payload as the hub read it (WeChat Pay: the decrypted resource; Alipay: the form), kept
+    # with the entry for as long as the books are kept. The raw request itself is in the event log.
+    payload: Annotated[str, Field(max_length=16_000)] = ""
 
 
 class ShipmentFact(BaseModel):
@@ -159,6 +212,7 @@ class OrderEvent(BaseModel):
     outbound: OutboundFact | None = None
     logistics: LogisticsFact | None = None
     aftersales: tuple[AftersaleFact, ...] = ()
+    money: Annotated[tuple[MoneyFact, ...], Field(max_length=50)] = ()  # movements a payment source reports
 
     @property
     def reporter(self) -> str:
@@ -221,6 +275,49 @@ class Milestones(BaseModel):
     cancelled_at: str | None = None
 
 
+class LedgerLine(BaseModel):
+    """One record of the payment voucher ledger as its order keeps it (the payments table holds the record
+    itself, with the provider's payload). Records are never changed: a movement's later state is a record
+    of its own (`record_id` names the state and the reported time), so duplicates and arrival order leave
+    the same set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    kind: MoneyKind
+    reference: str
+    state: MoneyState
+    amount: int
+    currency: str
+    method: MethodClass
+    fee: int | None = None
+    payment_reference: str = ""
+    merchant_reference: str = ""
+    occurred_at: str  # UTC ISO
+    business_date: str  # YYYY-MM-DD in the business time zone
+    cumulative: bool = False
+    note: str = ""
+
+    @property
+    def entry_id(self) -> str:
+        return entry_id(self.provider, self.kind, self.reference)
+
+    @property
+    def record_id(self) -> str:
+        return record_id(self.entry_id, self.state, self.occurred_at)
+
+
+def entry_id(provider: str, kind: MoneyKind, reference: str) -> str:
+    """The ledger key of a money movement: one provider's transaction (or refund) id is booked once (PAY-1)."""
+    return f"{provider}:{kind._value_}:{reference}"
+
+
+def record_id(entry: str, state: MoneyState, occurred_at: str) -> str:
+    """A record is one report of a movement in one state at one time: each report books itself once, so
+    the set of records is the same whatever order reports arrive in, and the movement is counted once."""
+    return f"{entry}#{state._value_}@{occurred_at}"
+
+
 class Order(BaseModel):
     """The canonical order: one per (channel, channel order id), whatever arrives in whatever order."""
 
@@ -239,8 +336,9 @@ class Order(BaseModel):
     currency: str = ""
     total_amount: int = 0
     deposit_amount: int = 0
-    paid_amount: int = 0
-    refunded_amount: int = 0
+    paid_amount: int = 0  # confirmed payments in the ledger
+    refunded_amount: int = 0  # confirmed refunds in the ledger
+    payment_claim: int = 0  # what the channel's latest payment fact says was paid (its word, not the money)
     lines: tuple[OrderLine, ...] = ()
     region: Region = Region()
     payment_transaction_id: str = ""
@@ -249,6 +347,9 @@ class Order(BaseModel):
     milestones: Milestones = Milestones()
     aftersales: dict[str, AftersaleCase] = Field(default_factory=dict)
     packages: dict[str, Package] = Field(default_factory=dict)
+    # The order's payment voucher ledger records by record id (PAY-2); its money is summed from them.
+    ledger: dict[str, LedgerLine] = Field(default_factory=dict)
+    payment_confirmed: bool = False  # a confirmed payment is in the ledger (EXC-1)
     # Stamps of the last-writer-wins parts.
     details_stamp: Stamp | None = None
     payment_stamp: Stamp | None = None

@@ -28,12 +28,12 @@ from orderhub.models.order import Order
 from orderhub.store.attributes import compress
 
 # The document: [layout, strings, texts, text refs, amounts, statuses, stamps, milestones, lines, region,
-# cases, packages]; a ref is a position in `strings`. Fields are appended at the end of their list
+# cases, packages, ledger records, payment confirmed]; a ref is a position in `strings`. Fields are appended at the end of their list
 # when the model grows; a shorter list reads as defaults.
 LAYOUT = 3
 _TEXTS = ("shop_id", "hold_reason", "currency", "payment_transaction_id", "carrier", "tracking_no")
 _TEXT_REFS = ("source_event_id", "source_event_time", "last_event_time", "created_in_hub_at", "updated_in_hub_at")
-_AMOUNTS = ("total_amount", "deposit_amount", "paid_amount", "refunded_amount")
+_AMOUNTS = ("total_amount", "deposit_amount", "paid_amount", "refunded_amount", "payment_claim")
 _STATUSES = ("payment_status", "fulfillment_status", "logistics_status", "aftersale_status")
 _STAMP_FIELDS = ("details_stamp", "payment_stamp", "deposit_stamp", "shipment_stamp", "hold_stamp", "region_stamp",
                  "logistics_stamp")
@@ -69,6 +69,10 @@ def order_to_item(order: Order) -> dict[str, Any]:
                ref(c.stamp.event_id, len(index)), ref(c.opened_at, len(index))] for cid, c in order.aftersales.items()},
         {pid: [ref(p.at, len(index)), p.warehouse, p.carrier, p.tracking_no, [[li.sku, li.quantity] for li in p.lines]]
          for pid, p in order.packages.items()},
+        [[r.provider, r.kind._value_, r.reference, r.state._value_, r.amount, r.currency, r.method._value_, r.fee,
+          r.payment_reference, r.merchant_reference, ref(r.occurred_at, len(index)), r.business_date, r.cumulative,
+          r.note] for r in order.ledger.values()],
+        order.payment_confirmed,
     ]
     document[1] = list(index)
     raw = to_json(document)  # compact UTF-8 JSON, ~4x faster than the json module here
@@ -116,6 +120,16 @@ def order_from_item(item: dict[str, Any]) -> Order:
         pid: {"at": strings[at], "warehouse": warehouse, "carrier": carrier, "tracking_no": tracking_no,
               "lines": [{"sku": sku, "quantity": quantity} for sku, quantity in package_lines]}
         for pid, (at, warehouse, carrier, tracking_no, package_lines) in packages.items()}
+    if len(document) > 12:
+        values["ledger"] = {
+            f"{provider}:{kind}:{reference}#{state}@{strings[at]}": {
+                "provider": provider, "kind": kind, "reference": reference, "state": state, "amount": amount,
+                "currency": currency, "method": method, "fee": fee, "payment_reference": payment_ref,
+                "merchant_reference": merchant_ref, "occurred_at": strings[at], "business_date": day,
+                "cumulative": cumulative, "note": note}
+            for (provider, kind, reference, state, amount, currency, method, fee, payment_ref, merchant_ref, at, day,
+                 cumulative, note) in document[12]}
+        values["payment_confirmed"] = document[13]
     # One validation in pydantic-core (Rust) is cheaper than constructing the nested models in Python.
     return Order.model_validate(values)
 
@@ -126,7 +140,9 @@ _V1_TEXT = {"channel": "ch", "channel_order_id": "cid", "shop_id": "shop", "curr
             "payment_transaction_id": "ptx", "carrier": "car", "tracking_no": "trk", "source_event_id": "src",
             "source_event_time": "srct", "last_event_time": "let", "created_in_hub_at": "hc",
             "updated_in_hub_at": "hu", "hold_reason": "hold"}
-_V1_AMOUNTS = {"total_amount": "tot", "deposit_amount": "dep", "paid_amount": "paid", "refunded_amount": "rfd"}
+# `paid` was the channel's payment claim; the refunded total (`rfd`) was derived from the claims and is now
+# summed from the ledger, so it is derived again when the order next changes.
+_V1_AMOUNTS = {"total_amount": "tot", "deposit_amount": "dep", "payment_claim": "paid"}
 _V1_STATUSES = {"status": "st", "payment_status": "pst", "fulfillment_status": "fst", "logistics_status": "lst",
                 "aftersale_status": "ast"}
 _V1_STAMPS = {"details_stamp": "dts", "payment_stamp": "pts", "deposit_stamp": "dps", "shipment_stamp": "sts",
