@@ -72,7 +72,7 @@ IMPORTS_PREFIX = "imports/"
 PULL_CHANNELS = ("taobao", "jd", "pdd")
 # Channels that push to the hub: each has its own route (`POST /webhooks/<channel>`), so each gets
 # its own throttle and any other name is API Gateway's 404 without invoking a function.
-WEBHOOK_CHANNELS = ("mall", "douyin", "youzan", "shopify", "woocommerce", "kuaidi100", "wms")
+WEBHOOK_CHANNELS = ("mall", "douyin", "youzan", "shopify", "woocommerce", "kuaidi100", "wms", "wechatpay", "alipay")
 WEBHOOK_PATH = "/webhooks/"
 PUBLISHER_FAILURES_QUEUE = "publisher-failures"
 # Domain events the bus refused, published again by event_publisher (SQS retries, then its DLQ).

@@ -20,6 +20,9 @@ CHANNEL_MODULES: dict[str, str] = {
     "woocommerce": "orderhub.channels.woocommerce",
     "kuaidi100": "orderhub.channels.kuaidi100",
     "wms": "orderhub.channels.wms",
+    # payment providers (PAY-0): their notifications book the payment voucher ledger
+    "wechatpay": "orderhub.channels.wechatpay",
+    "alipay": "orderhub.channels.alipay",
     # pulled by channel_poller (no webhook route)
     "taobao": "orderhub.channels.taobao",
     "jd": "orderhub.channels.jd",

@@ -15,10 +15,11 @@ refunds, net the difference. Nothing here touches AWS; the mapper books the reco
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from orderhub.clock import utc_iso
@@ -204,3 +205,58 @@ def with_lines(ledger: Mapping[str, LedgerLine], lines: Iterable[LedgerLine]) ->
     is new."""
     added = {line.record_id: line for line in lines if line.record_id not in ledger}
     return {**ledger, **added} if added else None
+
+
+@dataclass(frozen=True)
+class LedgerRecord:
+    """A ledger record as the payments table keeps it: the line, whose order it is, who reported it, and the
+    provider's payload. Written once (conditional on its record id), never updated or deleted."""
+
+    line: LedgerLine
+    order_id: str  # the hub's order id
+    channel: str  # the order's channel
+    channel_order_id: str  # the merchant's order number (out_trade_no for the payment providers)
+    source: str  # who reported it: wechatpay, alipay, a platform channel, finance
+    source_event_id: str  # the event that reported it (its entry in the order's event log)
+    booked_at: str  # hub time (UTC ISO)
+    account: str = ""  # the merchant account the money went to
+    payload: str = ""  # the provider's payload as the hub read it
+    actor: str = ""  # who recorded it, when a person did (a bank transfer finance recorded)
+
+    @property
+    def record_id(self) -> str:
+        return self.line.record_id
+
+
+class Ledger(Protocol):
+    """The payment voucher ledger's storage (orderhub.store.ledger.DynamoLedger; in memory for tests)."""
+
+    def book(self, records: Sequence[LedgerRecord]) -> dict[str, LedgerLine]:
+        """Write each record unless its record id is already there. Returns, by record id, the line the
+        ledger holds: the one just written, or the one found (which may disagree on the money: a conflict)."""
+        ...
+
+    def records_of_order(self, order_id: str) -> list[LedgerRecord]: ...
+
+    def records_of_day(self, business_date: str) -> list[LedgerRecord]: ...
+
+
+class InMemoryLedger:
+    """The same contract in a dict: for unit tests and CPU benchmarks."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, LedgerRecord] = {}
+
+    def book(self, records: Sequence[LedgerRecord]) -> dict[str, LedgerLine]:
+        held = {}
+        for record in records:
+            kept = self.records.setdefault(record.record_id, record)
+            held[record.record_id] = kept.line
+        return held
+
+    def records_of_order(self, order_id: str) -> list[LedgerRecord]:
+        return sorted((r for r in self.records.values() if r.order_id == order_id), key=lambda r: r.record_id)
+
+    def records_of_day(self, business_date: str) -> list[LedgerRecord]:
+        return sorted((r for r in self.records.values() if r.line.business_date == business_date),
+                      key=lambda r: r.record_id)

@@ -28,8 +28,8 @@ from orderhub.models.order import Order
 from orderhub.store.attributes import compress
 
 # The document: [layout, strings, texts, text refs, amounts, statuses, stamps, milestones, lines, region,
-# cases, packages, ledger records, payment confirmed]; a ref is a position in `strings`. Fields are appended at the end of their list
-# when the model grows; a shorter list reads as defaults.
+# cases, packages, ledger records, payment confirmed]; a ref is a position in `strings`. Fields are appended
+# at the end of their list when the model grows; a shorter list reads as defaults.
 LAYOUT = 3
 _TEXTS = ("shop_id", "hold_reason", "currency", "payment_transaction_id", "carrier", "tracking_no")
 _TEXT_REFS = ("source_event_id", "source_event_time", "last_event_time", "created_in_hub_at", "updated_in_hub_at")
