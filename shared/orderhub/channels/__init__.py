@@ -29,6 +29,9 @@ CHANNEL_MODULES: dict[str, str] = {
     "pdd": "orderhub.channels.pdd",
     # CSV files (orderhub import, S3 drop)
     "import": "orderhub.channels.file_import",
+    # finance's commands on the ledger (a bank transfer recorded, an entry confirmed or reversed), enqueued
+    # by the ledger API and CLI: hub-originated events through the same intake as a channel's
+    "finance": "orderhub.channels.finance",
 }
 
 
