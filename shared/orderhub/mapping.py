@@ -9,6 +9,12 @@ is not written, so a duplicate produces no event.
 
 Codes a channel's table does not know (gaps) and payload fields its schema does not know
 (drift) are counted per channel for the reports; the event's known facts still apply.
+
+Money (PAY-1/2): the ledger records an event adds to its order are booked in the payment voucher
+ledger *before* the order that lists them is written, each with a conditional put on its record id. A
+crash between the two is repaired by the redelivery like the log (the records are there, booking them
+again writes nothing, the order write follows); a record the ledger already holds with other money
+stays as first booked, and the order takes the ledger's version.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from orderhub.channels import get_channel
 from orderhub.channels.base import NO_RULES, FieldRules
 from orderhub.clock import Clock
 from orderhub.intake import event_time_refusal
-from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds, utc_iso_fast
+from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds, utc_iso_fast, with_ledger
 from orderhub.models.envelope import IntakeMessage
-from orderhub.models.order import Order, OrderEvent, updated
+from orderhub.models.order import LedgerLine, Order, OrderEvent, updated
+from orderhub.payments.ledger import InMemoryLedger, Ledger, LedgerRecord, same_money
 from orderhub.store.orders import ConflictError, EventLogEntry, LogWrite, OrderStore, epoch_seconds
 
 MAX_CONFLICT_RETRIES = 8
@@ -58,8 +65,17 @@ class MappingOutcome:
     status_after: str | None
 
 
+class NoLedger:
+    """A ledger that refuses to book: for a mapper given none, an event that moves money fails loudly (and
+    is retried, then parked) instead of writing an order whose money no ledger holds."""
+
+    def book(self, records: Sequence[LedgerRecord]) -> dict[str, LedgerLine]:
+        raise RuntimeError("money moved but the mapper has no ledger to book it in")
+
+
 def map_message(message: IntakeMessage, store: OrderStore, clock: Clock,
-                rules_for: RulesSource | None = None, health: HealthRecorder | None = None) -> list[MappingOutcome]:
+                rules_for: RulesSource | None = None, health: HealthRecorder | None = None,
+                ledger: Ledger | NoLedger | None = None) -> list[MappingOutcome]:
     events: Sequence[OrderEvent]
     refusals: dict[int, str] = {}
     if message.events is not None:
@@ -76,7 +92,7 @@ def map_message(message: IntakeMessage, store: OrderStore, clock: Clock,
     for i, event in enumerate(events):
         if health is not None and (event.drift or event.gaps):
             health.record(event.reporter, event.drift, event.gaps, event.event_id, message.received_at)
-        outcomes.append(apply_to_store(event, message, store, clock, refusals.get(i)))
+        outcomes.append(apply_to_store(event, message, store, clock, refusals.get(i), ledger))
     return outcomes
 
 
@@ -100,7 +116,7 @@ def _waybills(order: Order) -> set[str]:
 
 
 def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore, clock: Clock,
-                   refusal: str | None = None) -> MappingOutcome:
+                   refusal: str | None = None, ledger: Ledger | NoLedger | None = None) -> MappingOutcome:
     """Merge the event into its order and log it; an event `refusal` names (a time outside the window) is
     only logged, with the reason, and changes nothing."""
     order_id = target_order_id(event, store)
@@ -146,12 +162,48 @@ def apply_to_store(event: OrderEvent, message: IntakeMessage, store: OrderStore,
         # then always finds the order's facts too (or is retried until it does).
         for tracking_no in _waybills(stored) - (_waybills(current) if current else set()):
             store.link_waybill(tracking_no, order_id, _expiry(clock))
+        # Book new ledger records before the order lists them (the same reasoning as the waybills).
+        if "ledger" in update:
+            stored = _book(stored, current, event, message, _ledger_of(store, ledger), now)
         try:
             store.put_order(stored, expected_version=version)
         except ConflictError:
             continue  # another event of this order won the race: merge again on top of it
         return MappingOutcome(order_id, outcome, before, stored.status._value_)
     raise ConflictError(f"{order_id}: still conflicting after {MAX_CONFLICT_RETRIES} attempts")
+
+
+def _ledger_of(store: OrderStore, ledger: Ledger | NoLedger | None) -> Ledger | NoLedger:
+    if ledger is not None:
+        return ledger
+    return store if isinstance(store, InMemoryLedger) else NoLedger()
+
+
+def _book(stored: Order, current: Order | None, event: OrderEvent, message: IntakeMessage,
+          ledger: Ledger | NoLedger, now: str) -> Order:
+    known = current.ledger if current is not None else {}
+    new = [line for record_id, line in stored.ledger.items() if record_id not in known]
+    if not new:
+        return stored
+    facts = {}
+    for fact in event.money:
+        facts[(fact.provider, fact.kind, fact.reference, fact.state)] = fact
+    records = []
+    for line in new:
+        fact = facts.get((line.provider, line.kind, line.reference, line.state))
+        if not line.currency and stored.currency:  # a platform's refund report: the order's currency
+            line = line.model_copy(update={"currency": stored.currency})
+        records.append(LedgerRecord(
+            line=line, order_id=stored.order_id, channel=stored.channel, channel_order_id=stored.channel_order_id,
+            source=event.reporter, source_event_id=event.event_id, booked_at=now,
+            account=fact.account if fact is not None else "", payload=fact.payload if fact is not None else "",
+            actor=fact.actor if fact is not None else ""))
+    held = ledger.book(records)
+    differing = {rid: line for rid, line in held.items() if not same_money(line, stored.ledger[rid])}
+    if not differing:
+        return stored
+    # Reported before with other money: the first booking stands, and so it does on the order.
+    return with_ledger(stored, {**stored.ledger, **differing})
 
 
 def _outcome(event: OrderEvent, changed: bool, held_back_from: object) -> tuple[str, str]:

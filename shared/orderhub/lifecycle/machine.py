@@ -366,6 +366,16 @@ def _derived(values: dict) -> dict:
 
 
 
+def with_ledger(order: Order, ledger: dict[str, LedgerLine]) -> Order:
+    """`order` with its ledger records replaced by `ledger` (what the ledger holds) and the money and
+    statuses derived again; the status still never moves back."""
+    values = {**order.__dict__, "ledger": ledger}
+    derived = _derived(values)
+    if STATUS_RANK[derived["status"]] < STATUS_RANK[order.status]:
+        derived["status"] = order.status
+    return updated(order, {"ledger": ledger, **derived})
+
+
 def effective_hold(order: Order) -> str:
     """Why an ON_HOLD order is held: the channel's reason, or the presale balance still due."""
     if order.hold_reason:

@@ -114,6 +114,7 @@ class MoneyFact(BaseModel):
     # Alipay reports refunds as the trade's refunded total: each refund's own amount is the step between totals.
     cumulative: bool = False
     note: Annotated[str, Field(max_length=200)] = ""  # why (finance's reason; the provider's refund status)
+    actor: Annotated[str, Field(max_length=128)] = ""  # who recorded it, when a person did (finance)
     # The provider's payload as the hub read it (WeChat Pay: the decrypted resource; Alipay: the form), kept
     # with the entry for as long as the books are kept. The raw request itself is in the event log.
     payload: Annotated[str, Field(max_length=16_000)] = ""

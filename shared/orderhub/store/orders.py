@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic_core import from_json, to_json
 
 from orderhub.models.order import Order
+from orderhub.payments.ledger import InMemoryLedger
 from orderhub.settings import env
 from orderhub.store import DynamoBacked
 from orderhub.store.attributes import compress, from_item
@@ -262,10 +263,12 @@ class DynamoOrderStore(DynamoBacked):
             kwargs["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
 
-class InMemoryOrderStore:
-    """The same contract in a dict: for unit tests and CPU benchmarks."""
+class InMemoryOrderStore(InMemoryLedger):
+    """The same contract in a dict: for unit tests and CPU benchmarks. It is its own ledger too (the mapper
+    books money in the store's ledger when it is given none)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.orders: dict[str, Order] = {}
         self.events: dict[tuple[str, str], EventLogEntry] = {}
         self.waybills: dict[str, str] = {}
