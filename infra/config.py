@@ -163,11 +163,9 @@ class ExceptionsConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # payment: reported paid, yet no payment transaction reference (what finance matches the money
-    # by) this long after the payment, on channels whose payments carry one.
+    # payment: reported paid, yet no confirmed payment in the payment voucher ledger this long after the
+    # payment (the provider's callback never came); also how long a refund may wait for its payment.
     payment_unconfirmed_after_min: Annotated[int, Field(ge=1, le=10_080)] = 30
-    payment_reference_channels: list[str] = Field(
-        default_factory=lambda: ["mall", "taobao", "pdd", "woocommerce", "youzan"])
     # logistics: paid and not shipped (physically) this long after the payment.
     not_shipped_after_min: Annotated[int, Field(ge=1, le=10_080)] = 120
     # logistics: shipping requested on the channel, and no physical outbound this long after.

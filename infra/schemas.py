@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import get_args
 
 from infra.config import REPO_ROOT
-from orderhub.bus.domain_events import EVENT_SOURCE, SCHEMA_VERSION, DetailType, OrderChange
+from orderhub.bus.domain_events import (
+    EVENT_SOURCE,
+    MONEY_DETAIL_TYPES,
+    PAYMENTS_SOURCE,
+    SCHEMA_VERSION,
+    DetailType,
+    MoneyDetailType,
+    MoneyMovement,
+    OrderChange,
+)
 
 SCHEMA_DIR = REPO_ROOT / "events" / "schemas"
 
@@ -19,22 +28,34 @@ _DESCRIPTIONS = {
     "OrderCreated": "The hub saw an order for the first time.",
     "OrderStatusChanged": "An order's canonical status changed (also sent with the first status).",
     "OrderUpdated": "An order changed without a status change (payment, shipment, refund, details).",
+    "PaymentConfirmed": "A payment in the payment voucher ledger is confirmed (a provider's callback, a platform's "
+                        "payment, or finance confirming a transfer).",
+    "PaymentReversed": "A movement of the payment voucher ledger is reversed (a refund closed, finance correcting "
+                       "an entry): its money no longer counts.",
+    "RefundBooked": "A refund is in the payment voucher ledger (pending while the provider reports it abnormal, "
+                    "then confirmed).",
 }
 
 
+def detail_types() -> tuple[str, ...]:
+    return (*get_args(DetailType), *get_args(MoneyDetailType))
+
+
 def schema_for(detail_type: str) -> dict:
-    detail = OrderChange.model_json_schema()
+    money = detail_type in MONEY_DETAIL_TYPES
+    source = PAYMENTS_SOURCE if money else EVENT_SOURCE
+    detail = (MoneyMovement if money else OrderChange).model_json_schema()
     definitions = detail.pop("$defs", {})
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": f"https://orderhub.dev/schemas/{EVENT_SOURCE}/{detail_type}/v{SCHEMA_VERSION}.json",
+        "$id": f"https://orderhub.dev/schemas/{source}/{detail_type}/v{SCHEMA_VERSION}.json",
         "title": detail_type,
         "description": _DESCRIPTIONS[detail_type] + " Delivered as an EventBridge event; subscribers receive "
                        "{id, type, source, time, data} with data = detail.",
         "type": "object",
         "required": ["source", "detail-type", "detail"],
         "properties": {
-            "source": {"const": EVENT_SOURCE},
+            "source": {"const": source},
             "detail-type": {"const": detail_type},
             "detail": detail,
         },
@@ -53,7 +74,7 @@ def schema_path(detail_type: str) -> Path:
 
 def main() -> None:
     SCHEMA_DIR.mkdir(parents=True, exist_ok=True)
-    for detail_type in get_args(DetailType):
+    for detail_type in detail_types():
         schema_path(detail_type).write_text(render(detail_type), encoding="utf-8")
         print(f"wrote {schema_path(detail_type).relative_to(REPO_ROOT)}")
 

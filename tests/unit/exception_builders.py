@@ -11,7 +11,18 @@ from orderhub.clock import utc_iso
 from orderhub.exceptions.model import ExceptionRules
 from orderhub.lifecycle.machine import derive
 from orderhub.lifecycle.statuses import AftersaleState, AftersaleType, LogisticsStatus
-from orderhub.models.order import AftersaleCase, Milestones, Order, OrderLine, Stamp
+from orderhub.models.order import (
+    AftersaleCase,
+    LedgerLine,
+    MethodClass,
+    Milestones,
+    MoneyKind,
+    MoneyState,
+    Order,
+    OrderLine,
+    Stamp,
+)
+from orderhub.payments.ledger import business_date
 
 T0 = datetime(2026, 11, 18, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
 ORDER_ID = "oh_testorder0001"
@@ -35,8 +46,10 @@ def order(*, now: float = 0, order_id: str = ORDER_ID, channel: str = "mall", ve
           outbound: float | None = None, picked_up: float | None = None, delivered: float | None = None,
           cancelled: float | None = None, txn: str = "", hold: str = "", hold_at: float | None = None,
           skus: tuple[str, ...] = ("TEA-LJ-250",), logistics: LogisticsStatus = LogisticsStatus.NONE,
-          refunded: bool = False) -> Order:
-    """An order as stored at minute `now` after T0, with the given facts (minutes after T0), statuses derived."""
+          refunded: bool = False, money: tuple[LedgerLine, ...] = ()) -> Order:
+    """An order as stored at minute `now` after T0, with the given facts (minutes after T0), statuses derived.
+    `txn`: a payment provider confirmed the payment (of the order's total, at `paid`) under that id;
+    `money`: further ledger records."""
     def when(minutes: float | None) -> str | None:
         return None if minutes is None else iso(minutes)
 
@@ -54,7 +67,21 @@ def order(*, now: float = 0, order_id: str = ORDER_ID, channel: str = "mall", ve
                               picked_up_at=when(picked_up), delivered_at=when(delivered),
                               cancelled_at=when(cancelled)),
         version=version, created_in_hub_at=iso(0), updated_in_hub_at=iso(now), last_event_time=iso(now))
+    lines = list(money)
+    if txn:
+        lines.append(movement(txn, total, paid if paid is not None else now))
+    if lines:
+        base = base.model_copy(update={"ledger": {line.record_id: line for line in lines}})
     return derive(base)
+
+
+def movement(reference: str, amount: int, minutes: float, kind: MoneyKind = MoneyKind.PAYMENT,
+             state: MoneyState = MoneyState.CONFIRMED, provider: str = "wechatpay", currency: str = "CNY",
+             payment_reference: str = "") -> LedgerLine:
+    """A ledger record: `provider` reported `reference` (`kind`, `amount`) in `state` at minute `minutes`."""
+    return LedgerLine(provider=provider, kind=kind, reference=reference, state=state, amount=amount,
+                      currency=currency, method=MethodClass.ONLINE, payment_reference=payment_reference,
+                      occurred_at=iso(minutes), business_date=business_date(iso(minutes)))
 
 
 def changes(*orders: Order) -> list[OrderChange]:
@@ -62,6 +89,6 @@ def changes(*orders: Order) -> list[OrderChange]:
     out: list[OrderChange] = []
     previous: Order | None = None
     for current in orders:
-        out += [entry.detail for entry in events_for_change(previous, current)]
+        out += [entry.detail for entry in events_for_change(previous, current) if isinstance(entry.detail, OrderChange)]
         previous = current
     return out

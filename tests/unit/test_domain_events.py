@@ -57,7 +57,8 @@ def test_domain_events_carry_no_personal_data():
     assert "13800138000" not in entry.detail.model_dump_json() and "张三" not in entry.detail.model_dump_json()
 
 
-@pytest.mark.parametrize("detail_type", ["OrderCreated", "OrderStatusChanged", "OrderUpdated"])
+@pytest.mark.parametrize("detail_type", ["OrderCreated", "OrderStatusChanged", "OrderUpdated", "PaymentConfirmed",
+                                         "PaymentReversed", "RefundBooked"])
 def test_committed_schemas_match_the_models(detail_type):
     assert schema_path(detail_type).read_text(encoding="utf-8") == render(detail_type), \
         "run `python -m infra.schemas` and commit events/schemas/"
@@ -94,3 +95,39 @@ def test_a_partially_failed_put_events_is_an_error_not_a_success():
     with pytest.raises(PublishError, match="ThrottlingException"):
         publisher = EventBridgePublisher("bus", client=FakeEvents(failed=1))
         publisher.publish(events_for_change(None, order_after(created())))
+
+
+def _with_ledger(order, *lines, version):
+    from orderhub.lifecycle.machine import with_ledger
+
+    return with_ledger(order, {**order.ledger, **{line.record_id: line for line in lines}}).model_copy(
+        update={"version": version})
+
+
+def test_money_events_tell_each_movement_once_as_it_is_confirmed_reversed_or_refunded():
+    from unit.exception_builders import movement
+
+    from orderhub.models.order import MoneyKind, MoneyState
+
+    base = order_after(created(), paid())
+    pay = movement("4200001", 25800, 5)
+    refund_pending = movement("50300001", 5000, 60, kind=MoneyKind.REFUND, state=MoneyState.PENDING,
+                              payment_reference="4200001")
+    v2 = _with_ledger(base, pay, version=2)
+    v3 = _with_ledger(v2, refund_pending, version=3)
+    v4 = _with_ledger(v3, refund_pending.model_copy(update={"state": MoneyState.REVERSED}), version=4)
+    kinds = [[e.detail_type for e in events_for_change(a, b) if e.source == "orderhub.payments"]
+             for a, b in ((base, v2), (v2, v3), (v3, v4))]
+    assert kinds == [["PaymentConfirmed"], ["RefundBooked"], ["PaymentReversed"]]
+    (confirmed,) = [e for e in events_for_change(base, v2) if e.detail_type == "PaymentConfirmed"]
+    assert confirmed.detail.movement.reference == "4200001" and confirmed.detail.paid_amount == 25800
+    assert confirmed.to_put_events_entry("bus")["Source"] == "orderhub.payments"
+    # The same movement seen again by a later change (or a retried stream record) is not told again
+    v5 = v4.model_copy(update={"version": 5, "shop_id": "other"})
+    assert [e.detail_type for e in events_for_change(v4, v5)] == ["OrderUpdated"]
+    again = [e.detail.event_id for e in events_for_change(base, v2) if e.source == "orderhub.payments"]
+    assert again == [confirmed.detail.event_id]
+    for entry in events_for_change(base, v2):
+        envelope = {"source": entry.source, "detail-type": entry.detail_type,
+                    "detail": json.loads(entry.detail.model_dump_json())}
+        jsonschema.validate(envelope, schema_for(entry.detail_type))

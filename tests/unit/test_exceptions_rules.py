@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from unit.exception_builders import ORDER_ID, at, changes, iso, order, rules
+from unit.exception_builders import ORDER_ID, at, changes, iso, movement, order, rules
 
 from orderhub.exceptions.model import Rule, Timer, parse_exception_id
 from orderhub.exceptions.rules import Clear, Finding, check, facts_of_order, timers_for_change
 from orderhub.exceptions.watchdog import arm, place
 from orderhub.lifecycle.statuses import LogisticsStatus, OrderStatus
+from orderhub.models.order import MoneyKind, MoneyState
 from orderhub.store.sla_timers import MemoryTimerStore
 
 RULES = rules(known_skus=["TEA-LJ-250", "TEA-BLC-100"])
@@ -23,22 +24,21 @@ def verdict(rule: Rule, **facts) -> Finding | Clear:
 # ------------------------------------------------------------------------------------- payment
 
 
-def test_a_paid_order_without_a_transaction_reference_is_due_30_minutes_after_payment():
+def test_a_paid_order_without_a_confirmed_payment_in_the_ledger_is_due_30_minutes_after_payment():
     found = verdict(Rule.PAYMENT_UNCONFIRMED, paid=5)
     assert isinstance(found, Finding)
     assert (found.since, found.due_at) == (iso(5), iso(35))
     assert found.detail == {"paid_at": iso(5)}
 
 
-def test_a_transaction_reference_clears_the_payment_rule():
-    assert verdict(Rule.PAYMENT_UNCONFIRMED, paid=5, txn="4200001") == Clear("payment transaction reference received")
-
-
-def test_the_payment_rule_holds_only_on_channels_whose_payments_carry_a_reference():
-    assert "douyin" not in RULES.payment_reference_channels
-    assert verdict(Rule.PAYMENT_UNCONFIRMED, channel="douyin", paid=5) == \
-        Clear("douyin payments carry no transaction reference")
+def test_a_confirmed_payment_in_the_ledger_clears_the_payment_rule():
+    assert verdict(Rule.PAYMENT_UNCONFIRMED, paid=5, txn="4200001") == Clear("payment confirmed in the ledger")
     assert verdict(Rule.PAYMENT_UNCONFIRMED, paid=None) == Clear("not paid")
+
+
+def test_a_pending_payment_does_not_clear_the_payment_rule():
+    pending = movement("BANK-1", 100, 6, state=MoneyState.PENDING, provider="bank")
+    assert isinstance(verdict(Rule.PAYMENT_UNCONFIRMED, paid=5, money=(pending,)), Finding)
 
 
 def test_money_refunded_in_full_clears_the_payment_rule():
@@ -172,3 +172,63 @@ def test_a_timer_already_due_goes_into_the_slot_the_watchdog_reads_next():
     (late, soon) = Timer(ORDER_ID, Rule.RISK_HOLD, iso(3)), Timer(ORDER_ID, Rule.NOT_SHIPPED, iso(127))
     floor = at(60)
     assert place([late, soon], floor) == [(at(60), late), (at(125), soon)]
+
+
+# ------------------------------------------------------------------------------------- money (the ledger)
+
+def test_a_second_confirmed_payment_is_paid_twice_with_both_transactions_and_the_refund_to_make():
+    found = verdict(Rule.PAID_TWICE, paid=5, txn="4200001", money=(movement("2026120722001", 100, 7, provider="alipay"),))
+    assert isinstance(found, Finding) and (found.since, found.due_at) == (iso(7), iso(7))
+    assert found.detail == {"transactions": "wechatpay 4200001, alipay 2026120722001", "paid": "2.00 CNY",
+                            "payable": "1.00 CNY", "suggested_refund": "1.00 CNY to alipay 2026120722001"}
+
+
+def test_paid_twice_clears_once_the_surplus_is_refunded_and_never_holds_for_one_payment_or_a_split_payment():
+    refund = movement("R1", 100, 30, kind=MoneyKind.REFUND, provider="alipay", payment_reference="2026120722001")
+    second = movement("2026120722001", 100, 7, provider="alipay")
+    assert verdict(Rule.PAID_TWICE, paid=5, txn="4200001", money=(second, refund)) == \
+        Clear("the surplus payment was refunded")
+    assert verdict(Rule.PAID_TWICE, paid=5, txn="4200001") == Clear("one payment")
+    halves = (movement("A", 50, 5), movement("B", 50, 6))
+    assert verdict(Rule.PAID_TWICE, paid=5, money=halves) == Clear("the payments add up to the order's amount")
+
+
+def test_a_payment_confirmed_after_the_cancellation_is_paid_after_close_until_refunded():
+    late = movement("4200009", 100, 40)
+    found = verdict(Rule.PAID_AFTER_CLOSE, cancelled=30, money=(late,))
+    assert isinstance(found, Finding) and found.since == iso(40)
+    assert found.detail["suggested_refund"] == "1.00 CNY to wechatpay 4200009"
+    assert verdict(Rule.PAID_AFTER_CLOSE, cancelled=50, money=(late,)) == Clear("no payment after the cancellation")
+    refund = movement("R9", 100, 60, kind=MoneyKind.REFUND, payment_reference="4200009")
+    assert verdict(Rule.PAID_AFTER_CLOSE, cancelled=30, money=(late, refund)) == Clear("the late payment was refunded")
+
+
+def test_a_provider_amount_that_is_not_the_payable_is_a_mismatch_but_a_platforms_own_payment_is_not_checked():
+    found = verdict(Rule.AMOUNT_MISMATCH, paid=5, money=(movement("4200002", 99, 5),))
+    assert isinstance(found, Finding)
+    assert found.detail == {"paid": "0.99 CNY", "payable": "1.00 CNY", "transactions": "wechatpay 4200002"}
+    assert verdict(Rule.AMOUNT_MISMATCH, paid=5, txn="4200001") == Clear("the payments match the order's amount")
+    own = movement("MALL-1", 99, 5, provider="mall")
+    assert verdict(Rule.AMOUNT_MISMATCH, paid=5, money=(own,)) == Clear("no provider payment")
+    usd = movement("4200003", 100, 5, currency="USD")
+    assert isinstance(verdict(Rule.AMOUNT_MISMATCH, paid=5, money=(usd,)), Finding)
+
+
+def test_a_refund_beyond_the_payments_waits_for_a_late_payment_callback_before_it_is_an_exception():
+    refund = movement("R1", 100, 10, kind=MoneyKind.REFUND)
+    found = verdict(Rule.REFUND_WITHOUT_PAYMENT, money=(refund,))
+    assert isinstance(found, Finding) and (found.since, found.due_at) == (iso(10), iso(40))
+    assert verdict(Rule.REFUND_WITHOUT_PAYMENT, paid=5, txn="4200001", money=(refund,)) == \
+        Clear("the refunds are covered by payments")
+
+
+def test_a_reversed_or_pending_movement_is_not_money_for_any_rule():
+    reversed_payment = movement("4200002", 100, 7, state=MoneyState.REVERSED)
+    pending = movement("BANK-1", 100, 8, state=MoneyState.PENDING, provider="bank")
+    for rule in (Rule.PAID_TWICE, Rule.AMOUNT_MISMATCH, Rule.PAID_AFTER_CLOSE):
+        assert isinstance(verdict(rule, paid=5, cancelled=6, txn="4200001", money=(reversed_payment, pending)), Clear)
+
+
+def test_money_exceptions_belong_to_finance():
+    for rule in (Rule.PAID_TWICE, Rule.PAID_AFTER_CLOSE, Rule.AMOUNT_MISMATCH, Rule.REFUND_WITHOUT_PAYMENT):
+        assert RULES.route(rule).owner == "finance"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from orderhub.bus.domain_events import EVENT_SOURCE, BusEntry, OrderChange
+from orderhub.bus.domain_events import EVENT_SOURCE, PAYMENTS_SOURCE, BusEntry, entry_of
 
 SEND_BATCH_MAX = 10
 # The reason is an AWS error summary; bounded so a message attribute never grows with it.
@@ -23,16 +23,16 @@ class ParkingError(RuntimeError):
 
 
 def message_body(entry: BusEntry) -> str:
-    return json.dumps({"source": EVENT_SOURCE, "detail-type": entry.detail_type,
+    return json.dumps({"source": entry.source, "detail-type": entry.detail_type,
                        "detail": entry.detail.model_dump(mode="json")}, ensure_ascii=False, separators=(",", ":"))
 
 
 def entry_from_body(body: str) -> BusEntry:
     """The domain event of a parked message (ValueError / ValidationError if it is not one)."""
     doc = json.loads(body)
-    if not isinstance(doc, dict) or doc.get("source") != EVENT_SOURCE:
+    if not isinstance(doc, dict) or doc.get("source") not in (EVENT_SOURCE, PAYMENTS_SOURCE):
         raise ValueError("not an orderhub domain event")
-    return BusEntry(detail_type=doc["detail-type"], detail=OrderChange.model_validate(doc["detail"]))
+    return entry_of(doc["detail-type"], doc["detail"])
 
 
 def park(sqs: Any, queue_url: str, entries: tuple[BusEntry, ...] | list[BusEntry], reason: str) -> None:

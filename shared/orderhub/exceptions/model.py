@@ -41,12 +41,16 @@ UNRESOLVED = (ExceptionState.OPEN, ExceptionState.ACKNOWLEDGED)
 class Rule(StrEnum):
     """The detection rules (EXC-1). Each belongs to one type, so to one owning team."""
 
-    PAYMENT_UNCONFIRMED = "payment_unconfirmed"  # paid, no transaction reference after N min
+    PAYMENT_UNCONFIRMED = "payment_unconfirmed"  # reported paid, no confirmed payment in the ledger after N min
     NOT_SHIPPED = "not_shipped"  # paid, nothing physically out after N min
     NO_OUTBOUND = "no_outbound"  # ship requested on the channel, no physical outbound after N min (ST-4)
     SHIPPED_AFTER_CANCEL = "shipped_after_cancel"  # cancelled, yet the goods left: intercept (decision 20)
     UNKNOWN_SKU = "unknown_sku"  # a line's SKU is not in the catalogue
     RISK_HOLD = "risk_hold"  # ON_HOLD for a reason other than a presale balance
+    PAID_TWICE = "paid_twice"  # a second confirmed payment for one order: refund the surplus
+    PAID_AFTER_CLOSE = "paid_after_close"  # money confirmed after the order was cancelled
+    AMOUNT_MISMATCH = "amount_mismatch"  # a provider's confirmed amount is not the order's payable
+    REFUND_WITHOUT_PAYMENT = "refund_without_payment"  # refunds beyond the confirmed payments
 
 
 RULE_TYPE: dict[Rule, ExceptionType] = {
@@ -56,6 +60,10 @@ RULE_TYPE: dict[Rule, ExceptionType] = {
     Rule.SHIPPED_AFTER_CANCEL: ExceptionType.LOGISTICS,
     Rule.UNKNOWN_SKU: ExceptionType.PRODUCT,
     Rule.RISK_HOLD: ExceptionType.RISK,
+    Rule.PAID_TWICE: ExceptionType.PAYMENT,
+    Rule.PAID_AFTER_CLOSE: ExceptionType.PAYMENT,
+    Rule.AMOUNT_MISMATCH: ExceptionType.PAYMENT,
+    Rule.REFUND_WITHOUT_PAYMENT: ExceptionType.PAYMENT,
 }
 
 # Who resolved an exception whose cause cleared by itself.
@@ -76,7 +84,6 @@ class ExceptionRules(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     payment_unconfirmed_after_min: Annotated[int, Field(gt=0)]
-    payment_reference_channels: frozenset[str]
     not_shipped_after_min: Annotated[int, Field(gt=0)]
     no_outbound_after_min: Annotated[int, Field(gt=0)]
     known_skus: frozenset[str] = frozenset()

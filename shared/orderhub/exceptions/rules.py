@@ -19,8 +19,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from orderhub.bus.domain_events import OrderChange
+from orderhub.bus.domain_events import LedgerEntry, OrderChange, ledger_entries
 from orderhub.exceptions.model import ExceptionRules, Rule, Timer, compact_instant, plus_minutes
+from orderhub.models.order import MoneyKind, MoneyState
+from orderhub.money import format_minor
 from orderhub.lifecycle.machine import PRESALE_HOLD, effective_hold
 from orderhub.lifecycle.statuses import FulfillmentStatus, LogisticsStatus, OrderStatus, PaymentStatus
 from orderhub.models.order import Milestones, Order
@@ -38,10 +40,13 @@ class Facts:
     logistics_status: LogisticsStatus
     hold: str  # why it is ON_HOLD ("" when it is not), presale included
     hold_since: str  # when the hold was last reported (UTC ISO)
-    has_payment_reference: bool
     skus: tuple[str, ...]
     lines_since: str  # when the lines were last reported
     milestones: Milestones
+    currency: str = ""
+    total_amount: int = 0  # what the order's details say is payable
+    payment_confirmed: bool = False  # the ledger holds a confirmed payment
+    ledger: tuple[LedgerEntry, ...] = ()  # the order's money movements as they stand
 
 
 def facts_of_order(order: Order) -> Facts:
@@ -52,9 +57,10 @@ def facts_of_order(order: Order) -> Facts:
         fulfillment_status=order.fulfillment_status, logistics_status=order.logistics_status,
         hold=effective_hold(order) if held else "",
         hold_since=order.hold_stamp.at if order.hold_stamp is not None else changed,
-        has_payment_reference=bool(order.payment_transaction_id), skus=tuple(line.sku for line in order.lines),
+        skus=tuple(line.sku for line in order.lines),
         lines_since=order.details_stamp.at if order.details_stamp is not None else changed,
-        milestones=order.milestones)
+        milestones=order.milestones, currency=order.currency, total_amount=order.total_amount,
+        payment_confirmed=order.payment_confirmed, ledger=ledger_entries(order))
 
 
 def facts_of_change(change: OrderChange) -> Facts:
@@ -63,9 +69,9 @@ def facts_of_change(change: OrderChange) -> Facts:
         order_id=change.order_id, channel=change.channel, status=change.status,
         payment_status=change.payment_status, fulfillment_status=change.fulfillment_status,
         logistics_status=change.logistics_status, hold=change.hold_reason if held else "",
-        hold_since=change.occurred_at, has_payment_reference=bool(change.payment_transaction_id),
-        skus=tuple(line.sku for line in change.lines), lines_since=change.occurred_at,
-        milestones=change.milestones)
+        hold_since=change.occurred_at, skus=tuple(line.sku for line in change.lines),
+        lines_since=change.occurred_at, milestones=change.milestones, currency=change.currency,
+        total_amount=change.total_amount, payment_confirmed=change.payment_confirmed, ledger=change.ledger)
 
 
 @dataclass(frozen=True)
@@ -109,17 +115,105 @@ def _held(f: Facts) -> Clear | None:
 
 
 def _payment_unconfirmed(f: Facts, rules: ExceptionRules) -> Check:
+    """Reported paid, and no confirmed payment in the ledger this long after (EXC-1): the provider's
+    callback never came (a platform's own paid fact books its payment at once)."""
     paid_at = f.milestones.paid_at
-    if f.channel not in rules.payment_reference_channels:
-        return Clear(f"{f.channel} payments carry no transaction reference")
     if paid_at is None:
         return Clear("not paid")
-    if f.has_payment_reference:
-        return Clear("payment transaction reference received")
+    if f.payment_confirmed:
+        return Clear("payment confirmed in the ledger")
     if f.payment_status is PaymentStatus.REFUNDED:
         return Clear("payment refunded in full")
     return Finding(Rule.PAYMENT_UNCONFIRMED, paid_at, plus_minutes(paid_at, rules.payment_unconfirmed_after_min),
                    compact_instant(paid_at), {"paid_at": paid_at})
+
+
+def _confirmed(f: Facts, kind: MoneyKind) -> list[LedgerEntry]:
+    return [e for e in f.ledger if e.kind is kind and e.state is MoneyState.CONFIRMED]
+
+
+def _amount(amount: int, currency: str) -> str:
+    return format_minor(amount, currency)
+
+
+def _paid_twice(f: Facts, rules: ExceptionRules) -> Check:
+    """A second confirmed payment for one order (the classic "paid twice"), while the money kept is more
+    than the order's payable: refund the surplus."""
+    payments = _confirmed(f, MoneyKind.PAYMENT)
+    if len(payments) < 2:
+        return Clear("one payment" if payments else "no payment")
+    kept = sum(e.amount for e in payments) - sum(e.amount for e in _confirmed(f, MoneyKind.REFUND))
+    payable = f.total_amount or min(e.amount for e in payments)
+    if kept <= payable:
+        return Clear("the surplus payment was refunded" if kept < sum(e.amount for e in payments)
+                     else "the payments add up to the order's amount")
+    second = payments[1]
+    return Finding(Rule.PAID_TWICE, second.occurred_at, second.occurred_at, compact_instant(second.occurred_at), {
+        "transactions": ", ".join(f"{e.provider} {e.reference}" for e in payments)[:500],
+        "paid": _amount(sum(e.amount for e in payments), second.currency),
+        "payable": _amount(payable, second.currency),
+        "suggested_refund": f"{_amount(kept - payable, second.currency)} to {second.provider} {second.reference}"})
+
+
+def _paid_after_close(f: Facts, rules: ExceptionRules) -> Check:
+    """Money confirmed at or after the order was cancelled (the payment-timeout race), not refunded."""
+    cancelled = f.milestones.cancelled_at
+    if cancelled is None:
+        return Clear("not cancelled")
+    late = [e for e in _confirmed(f, MoneyKind.PAYMENT) if e.occurred_at >= cancelled]
+    if not late:
+        return Clear("no payment after the cancellation")
+    refunded = sum(e.amount for e in _confirmed(f, MoneyKind.REFUND))
+    late_amount = sum(e.amount for e in late)
+    if refunded >= late_amount:
+        return Clear("the late payment was refunded")
+    first = late[0]
+    return Finding(Rule.PAID_AFTER_CLOSE, first.occurred_at, first.occurred_at, compact_instant(first.occurred_at), {
+        "cancelled_at": cancelled, "paid_at": first.occurred_at,
+        "transactions": ", ".join(f"{e.provider} {e.reference}" for e in late)[:500],
+        "suggested_refund": f"{_amount(late_amount - refunded, first.currency)} to {first.provider} {first.reference}"})
+
+
+def _amount_mismatch(f: Facts, rules: ExceptionRules) -> Check:
+    """A payment provider's confirmed amount is not what the order says is payable (callback amount !=
+    order amount; Alipay and WeChat Pay both tell merchants to check it). A platform's own payment is its
+    own figure for its own order: not checked here."""
+    payments = [e for e in _confirmed(f, MoneyKind.PAYMENT) if e.provider != f.channel]
+    if not payments:
+        return Clear("no provider payment")
+    if not f.total_amount:
+        return Clear("the order's amount is not known yet")
+    if f.payment_status is PaymentStatus.DEPOSIT_PAID:
+        return Clear("presale: the deposit is in, the balance is due")
+    paid = sum(e.amount for e in payments)
+    wrong_currency = [e for e in payments if f.currency and e.currency != f.currency]
+    if paid == f.total_amount and not wrong_currency:
+        return Clear("the payments match the order's amount")
+    if len(payments) > 1 and all(e.amount == f.total_amount for e in payments):
+        return Clear("each payment is the order's amount: paid twice, not a mismatch")
+    last = payments[-1]
+    return Finding(Rule.AMOUNT_MISMATCH, last.occurred_at, last.occurred_at, compact_instant(last.occurred_at), {
+        "paid": ", ".join(_amount(e.amount, e.currency) for e in payments)[:200],
+        "payable": _amount(f.total_amount, f.currency or last.currency),
+        "transactions": ", ".join(f"{e.provider} {e.reference}" for e in payments)[:500]})
+
+
+def _refund_without_payment(f: Facts, rules: ExceptionRules) -> Check:
+    """More confirmed refunds than confirmed payments. A refund callback can overtake its payment's, so it
+    is an exception only when the payment has not come this long after (the unconfirmed threshold)."""
+    refunds = _confirmed(f, MoneyKind.REFUND)
+    if not refunds:
+        return Clear("no refund")
+    paid = sum(e.amount for e in _confirmed(f, MoneyKind.PAYMENT))
+    refunded = sum(e.amount for e in refunds)
+    if refunded <= paid:
+        return Clear("the refunds are covered by payments")
+    first = refunds[0]
+    return Finding(Rule.REFUND_WITHOUT_PAYMENT, first.occurred_at,
+                   plus_minutes(first.occurred_at, rules.payment_unconfirmed_after_min),
+                   compact_instant(first.occurred_at), {
+                       "refunded": _amount(refunded, first.currency), "paid": _amount(paid, first.currency),
+                       "refunds": ", ".join(f"{e.provider} {e.reference}" for e in refunds)[:500]})
 
 
 def _not_shipped(f: Facts, rules: ExceptionRules) -> Check:
@@ -192,6 +286,10 @@ _RULES = {
     Rule.SHIPPED_AFTER_CANCEL: _shipped_after_cancel,
     Rule.UNKNOWN_SKU: _unknown_sku,
     Rule.RISK_HOLD: _risk_hold,
+    Rule.PAID_TWICE: _paid_twice,
+    Rule.PAID_AFTER_CLOSE: _paid_after_close,
+    Rule.AMOUNT_MISMATCH: _amount_mismatch,
+    Rule.REFUND_WITHOUT_PAYMENT: _refund_without_payment,
 }
 
 
