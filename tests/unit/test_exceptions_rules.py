@@ -177,7 +177,8 @@ def test_a_timer_already_due_goes_into_the_slot_the_watchdog_reads_next():
 # ------------------------------------------------------------------------------------- money (the ledger)
 
 def test_a_second_confirmed_payment_is_paid_twice_with_both_transactions_and_the_refund_to_make():
-    found = verdict(Rule.PAID_TWICE, paid=5, txn="4200001", money=(movement("2026120722001", 100, 7, provider="alipay"),))
+    second = movement("2026120722001", 100, 7, provider="alipay")
+    found = verdict(Rule.PAID_TWICE, paid=5, txn="4200001", money=(second,))
     assert isinstance(found, Finding) and (found.since, found.due_at) == (iso(7), iso(7))
     assert found.detail == {"transactions": "wechatpay 4200001, alipay 2026120722001", "paid": "2.00 CNY",
                             "payable": "1.00 CNY", "suggested_refund": "1.00 CNY to alipay 2026120722001"}
