@@ -20,6 +20,9 @@ class Index:
     name: str
     partition_key: str
     sort_key: str | None = None
+    # The attributes besides the keys the index copies (INCLUDE), or None for all of them (ALL). An index
+    # write is billed on what it copies: a narrow projection keeps it at one write unit.
+    projection: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,10 @@ class Table:
     ttl_attribute: str | None = None
     indexes: tuple[Index, ...] = ()
     point_in_time_recovery: bool = True
+    # Items are written once and never changed (the payment voucher ledger): functions may only be given
+    # `table:append` (PutItem) on it, never `table:write`, and the table's own policy denies every principal
+    # the actions that change or delete items.
+    append_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,7 @@ class Schedule:
 AccessKind = Literal[
     "table:read",  # GetItem, Query, BatchGetItem
     "table:write",  # PutItem, UpdateItem (conditional), no DeleteItem
+    "table:append",  # PutItem only (conditional on the key being new): the one write of an append-only table
     "queue:send",  # SendMessage
     "queue:consume",  # what an event source mapping needs, plus ChangeMessageVisibility
     "queue:inspect",  # GetQueueAttributes

@@ -87,6 +87,11 @@ ALERTS_TABLE = "alerts"
 SLA_EVENTS_QUEUE = "sla-events"
 EXCEPTIONS_TABLE = "exceptions"
 SLA_TIMERS_TABLE = "sla-timers"
+# The payment voucher ledger (PAY-2): one record per (movement, state, reported time), written once by the
+# mapper and never changed; listed by business day through a sharded index (orderhub/store/ledger.py).
+PAYMENTS_TABLE = "payments"
+PAYMENTS_BY_DAY_INDEX = "by-day"
+LEDGER_API_TIMEOUT_S = 29  # the HTTP API waits 30 s for a function: a day's journal is read within it
 
 # Domain events the hub publishes (events/schemas/ holds one JSON Schema each).
 EVENT_SOURCE = "orderhub.orders"
@@ -139,6 +144,13 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
               indexes=(Index("by-state", partition_key="state", sort_key="sla_deadline"),)),
         # SLA timers by the 5-minute slot they fall due in (plus the watchdog's slot watermark).
         Table(SLA_TIMERS_TABLE, partition_key="slot", sort_key="timer_key", ttl_attribute="expires_at"),
+        # The payment voucher ledger: append-only, and no TTL (vouchers are kept as long as the books: 30
+        # years under China's accounting-archive rules). Listed by business day over a few shards
+        # (`day` = "<date>#<shard>") so a sales day's callbacks do not all write one index partition; the
+        # index copies only `r` (the money and whose it was, not the payload), so its write is one unit.
+        # No index by order: the order item lists its records, read by id.
+        Table(PAYMENTS_TABLE, partition_key="record_id", append_only=True,
+              indexes=(Index(PAYMENTS_BY_DAY_INDEX, partition_key="day", sort_key="record_id", projection=("r",)),)),
     )
 
     queues = [
@@ -192,10 +204,15 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
                 Access("table:read", ORDER_EVENTS_TABLE),
                 Access("table:write", ORDER_EVENTS_TABLE),
                 Access("table:write", CHANNEL_HEALTH_TABLE),
+                # Books ledger records (a conditional put; the refused put returns the record held) and
+                # reads one back if a refusal came without it. Nothing else may write the ledger.
+                Access("table:append", PAYMENTS_TABLE),
+                Access("table:read", PAYMENTS_TABLE),
             ),
             environment={**common_env, "ORDERS_TABLE": Ref("table", ORDERS_TABLE),
                          "ORDER_EVENTS_TABLE": Ref("table", ORDER_EVENTS_TABLE),
                          "CHANNEL_HEALTH_TABLE": Ref("table", CHANNEL_HEALTH_TABLE),
+                         "PAYMENTS_TABLE": Ref("table", PAYMENTS_TABLE),
                          "ORDERHUB_CONFIG_PREFIX": Ref("config_prefix"),
                          "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
             # Field rules (schema drift) are channel configuration.
@@ -341,6 +358,24 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
                          "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
             reads_config=("ops-token",),
         ),
+        Function(
+            "ledger_api",
+            "Finance API for the payment voucher ledger: an order's records, a business day's records and "
+            "journal (CSV); bank transfers recorded, confirmed or reversed as hub commands to the intake queue.",
+            memory_mb=512,
+            timeout_s=LEDGER_API_TIMEOUT_S,
+            # It never writes the ledger: the mapper books what its commands say, as for any channel.
+            access=(
+                Access("table:read", PAYMENTS_TABLE),
+                Access("table:read", ORDERS_TABLE),
+                Access("queue:send", INTAKE_QUEUE),
+            ),
+            environment={**common_env, "PAYMENTS_TABLE": Ref("table", PAYMENTS_TABLE),
+                         "ORDERS_TABLE": Ref("table", ORDERS_TABLE),
+                         "INTAKE_QUEUE_URL": Ref("queue_url", INTAKE_QUEUE),
+                         "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
+            reads_config=("ops-token",),
+        ),
     ]
 
     routes = (
@@ -352,6 +387,10 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
         Route("GET", "/exceptions/{exception_id}", "exceptions_api"),
         Route("POST", "/exceptions/{exception_id}/acknowledge", "exceptions_api"),
         Route("POST", "/exceptions/{exception_id}/resolve", "exceptions_api"),
+        Route("POST", "/ledger/transfers", "ledger_api"),
+        Route("GET", "/ledger/orders/{order_id}", "ledger_api"),
+        Route("GET", "/ledger/days/{date}", "ledger_api"),
+        Route("GET", "/ledger/days/{date}/journal", "ledger_api"),
     )
 
     schedules = (

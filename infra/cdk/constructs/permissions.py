@@ -22,6 +22,9 @@ from infra.topology import Access, Function, Topology
 _TABLE_READ = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")
 # Conditional PutItem/UpdateItem only: the hub never deletes an order or an event.
 _TABLE_WRITE = ("dynamodb:PutItem", "dynamodb:UpdateItem")
+# An append-only table's one write: a PutItem conditional on the key being new. The refused put's
+# ReturnValuesOnConditionCheckFailure=ALL_OLD needs no other action (and bills no read).
+_TABLE_APPEND = ("dynamodb:PutItem",)
 _QUEUE_SEND = ("sqs:SendMessage",)
 _QUEUE_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility")
 _QUEUE_INSPECT = ("sqs:GetQueueAttributes",)
@@ -101,7 +104,13 @@ def _grant(policy: RolePolicy, access: Access, topology: Topology, wiring: Wirin
             policy.allow(_TABLE_READ, arns)
             policy.kms_actions.update(_KMS_READ)
         case "table:write":
+            append_only = sorted(name for name in named if topology.table(name).append_only)
+            if append_only:
+                raise ValueError(f"table:write on append-only tables {append_only}: declare table:append")
             policy.allow(_TABLE_WRITE, [t.table_arn for t in named.values()])
+            policy.kms_actions.update(_KMS_WRITE)
+        case "table:append":
+            policy.allow(_TABLE_APPEND, [t.table_arn for t in named.values()])
             policy.kms_actions.update(_KMS_WRITE)
         case "stream:read":
             policy.allow(_STREAM_READ, [_stream_arn(name, t) for name, t in named.items()])

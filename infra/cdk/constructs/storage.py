@@ -25,6 +25,18 @@ _STREAM_VIEW = {
     "NEW_AND_OLD_IMAGES": dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
     "NEW_IMAGE": dynamodb.StreamViewType.NEW_IMAGE,
 }
+# What an append-only table's policy denies every principal, this account's administrators included: the
+# item writes that change or delete a record (a batch write can do both, unconditionally), their PartiQL
+# forms, and switching on TTL, which would have DynamoDB delete records itself. A PutItem can still replace
+# an item; the functions' code only ever puts on condition that the key is new.
+APPEND_ONLY_DENIED = (
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:PartiQLUpdate",
+    "dynamodb:PartiQLDelete",
+    "dynamodb:UpdateTimeToLive",
+)
 
 
 class Storage(Construct):
@@ -83,13 +95,15 @@ class Storage(Construct):
             encryption_key=self.key,
             deletion_protection=True,
             removal_policy=RemovalPolicy.RETAIN,
+            resource_policy=_append_only_policy() if spec.append_only else None,
         )
         for index in spec.indexes:
             table.add_global_secondary_index(
                 index_name=index.name,
                 partition_key=dynamodb.Attribute(name=index.partition_key, type=dynamodb.AttributeType.STRING),
                 sort_key=_string_key(index.sort_key),
-                projection_type=dynamodb.ProjectionType.ALL,
+                projection_type=_projection(index.projection),
+                non_key_attributes=list(index.projection) if index.projection else None,
             )
         return table
 
@@ -182,6 +196,22 @@ def add_bucket_notifications(storage: Storage, topology: Topology, queues: Mappi
             actions=["kms:Decrypt", "kms:GenerateDataKey"],
             resources=["*"],  # in a key policy "*" is this key
         ))
+
+
+def _projection(attributes: tuple[str, ...] | None) -> dynamodb.ProjectionType:
+    if attributes is None:
+        return dynamodb.ProjectionType.ALL
+    return dynamodb.ProjectionType.INCLUDE if attributes else dynamodb.ProjectionType.KEYS_ONLY
+
+
+def _append_only_policy() -> iam.PolicyDocument:
+    return iam.PolicyDocument(statements=[iam.PolicyStatement(
+        sid="AppendOnly",
+        effect=iam.Effect.DENY,
+        principals=[iam.AnyPrincipal()],
+        actions=list(APPEND_ONLY_DENIED),
+        resources=["*"],  # in a table's policy "*" is this table
+    )])
 
 
 def _string_key(name: str | None) -> dynamodb.Attribute | None:
