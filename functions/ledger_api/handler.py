@@ -17,9 +17,7 @@ Bearer ops token as the other operations APIs. 400: a body or date that cannot b
 
 from __future__ import annotations
 
-import re
 import uuid
-from datetime import date
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -31,19 +29,17 @@ from orderhub.intake import IntakeQueue
 from orderhub.observability import http_request_id, lambda_entry, logger
 from orderhub.ops_api import bearer_only, json_response
 from orderhub.payments import commands, journal
-from orderhub.payments.ledger import Ledger
 from orderhub.store.orders import DynamoOrderStore
 
 app = APIGatewayHttpResolver()
 _store = DynamoOrderStore()
 _clock = SystemClock()
 _queue: IntakeQueue | None = None
-_ledger: Ledger | None = None
+_ledger: journal.RecordReader | None = None
 
 # Until issue 15 gives each person their own identity, every API command is the shared token's.
 API_ACTOR = "ops-token"
 MAX_BODY_BYTES = 16 * 1024
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def _intake_queue() -> IntakeQueue:
@@ -53,7 +49,7 @@ def _intake_queue() -> IntakeQueue:
     return _queue
 
 
-def _payments() -> Ledger:
+def _payments() -> journal.RecordReader:
     global _ledger
     if _ledger is None:
         from orderhub.store.ledger import DynamoLedger  # the payments table (PAYMENTS_TABLE)
@@ -72,12 +68,10 @@ def _refused(exc: commands.CommandRefused) -> Response:
 
 
 def _day(text: str) -> str:
-    if _DATE.match(text):
-        try:
-            return date.fromisoformat(text).isoformat()
-        except ValueError:
-            pass
-    raise commands.CommandRefused(400, f"{text[:40]!r} is not a date (YYYY-MM-DD, the business day)")
+    try:
+        return journal.parse_day(text)
+    except ValueError as exc:
+        raise commands.CommandRefused(400, str(exc)) from None
 
 
 @app.post("/ledger/transfers")
@@ -104,19 +98,19 @@ def post_command() -> Response:
 @app.get("/ledger/orders/<order_id>")
 def get_order_ledger(order_id: str) -> Response:
     order = commands.find_order(commands.order_ref(order_id), _store)
-    return json_response(200, journal.order_view(order, _payments().records_of_order(order.order_id)))
+    return json_response(200, journal.order_view(order, journal.order_records(_payments(), order)))
 
 
 @app.get("/ledger/days/<day>")
 def get_day(day: str) -> Response:
     day = _day(day)
-    return json_response(200, journal.day_view(day, journal.day_records(_payments(), day)))
+    return json_response(200, journal.day_view(day, journal.day_records(_payments(), _store, day)))
 
 
 @app.get("/ledger/days/<day>/journal")
 def get_journal(day: str) -> Response:
     day = _day(day)
-    lines = journal.journal_lines(journal.day_records(_payments(), day), day, journal.accounts_from_env())
+    lines = journal.journal_lines(journal.day_records(_payments(), _store, day), day, journal.accounts_from_env())
     return Response(status_code=200, content_type="text/csv; charset=utf-8", body=journal.journal_csv(lines),
                     headers={"Content-Disposition": f'attachment; filename="journal-{day}.csv"'})
 

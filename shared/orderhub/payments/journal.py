@@ -28,8 +28,8 @@ keep the lines of `day`. Each line names its voucher (the record id that booked 
 share it), the order, the channel's order number and the movement's own reference (a payment's
 transaction id, a refund's refund id).
 
-`day_records` reads them: the day's records (one Query), then each order's (one Query per order the day
-touched, a few at a time).
+`day_records` reads them: the day's records (the ledger's by-day index), then the records each order
+lists (one GetItem per order the day touched, a few at a time).
 
 Amounts are integer minor units everywhere and are written as exact decimal strings in the currency's
 own minor unit (fen -> "42.00"); no float touches them.
@@ -41,14 +41,16 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Any, Protocol
 
 from orderhub.models.order import MethodClass, MoneyKind, MoneyState, Order
 from orderhub.money import exponent
-from orderhub.payments.ledger import Ledger, LedgerRecord, Movement, money, movements
+from orderhub.payments.ledger import LedgerRecord, Movement, money, movements
 
 COUNTER_ACCOUNT = "2203 预收账款"
 METHOD_ACCOUNTS: Mapping[MethodClass, str] = {
@@ -106,6 +108,17 @@ def accounts_from_env() -> Accounts:
     return accounts_from(json.loads(text)) if text.strip() else DEFAULT_ACCOUNTS
 
 
+def parse_day(text: str) -> str:
+    """A business day as the API and the CLI take it: YYYY-MM-DD, a real date (ValueError otherwise)."""
+    value = text.strip()
+    if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return date.fromisoformat(value).isoformat()
+        except ValueError:
+            pass
+    raise ValueError(f"{value[:40]!r} is not a date (YYYY-MM-DD, the business day)")
+
+
 def major(amount: int, currency: str) -> str:
     """12345, "CNY" -> "123.45"; exact, in the currency's own minor unit (JPY: "12345")."""
     digits = exponent(currency)
@@ -116,22 +129,45 @@ def major(amount: int, currency: str) -> str:
     return f"{sign}{whole}.{part:0{digits}d}"
 
 
-HISTORY_READERS = 8  # orders' records read at once for a day (each a small Query; the client is thread-safe)
+HISTORY_READERS = 8  # orders read at once for a day's history (each one GetItem; the client is thread-safe)
 
 
-def day_records(ledger: Ledger, day: str) -> list[LedgerRecord]:
-    """The records `journal_lines` and `day_totals` need for `day`: the day's, and every record of each order
-    they name (its first confirmation may be on an earlier day, a reversal may undo one booked then)."""
+class RecordReader(Protocol):
+    """What finance reads of the ledger (`orderhub.store.ledger.DynamoLedger`): a day's records from its
+    index, an order's by the record ids the order lists (the table has no index by order)."""
+
+    def records_of_day(self, business_date: str) -> list[LedgerRecord]: ...
+
+    def records_of_order(self, order_id: str, record_ids: Iterable[str] | None = None) -> list[LedgerRecord]: ...
+
+
+class OrderReader(Protocol):
+    def get_order(self, order_id: str) -> Order | None: ...
+
+
+def order_records(ledger: RecordReader, order: Order) -> list[LedgerRecord]:
+    """The ledger's records of the order (who reported each, when it was booked, who recorded it)."""
+    return ledger.records_of_order(order.order_id, list(order.ledger))
+
+
+def day_records(ledger: RecordReader, orders: OrderReader, day: str) -> list[LedgerRecord]:
+    """The records `journal_lines` and `day_totals` need for `day`: the day's (the ledger's index), and the
+    other records of each order they name (a first confirmation may be on an earlier day, a reversal may
+    undo a booking of another day), as the order lists them: one read per order, no payloads."""
     of_day = ledger.records_of_day(day)
-    orders = sorted({r.order_id for r in of_day})
-    if not orders:
+    order_ids = sorted({r.order_id for r in of_day})
+    if not order_ids:
         return []
-    with ThreadPoolExecutor(max_workers=min(HISTORY_READERS, len(orders))) as pool:
-        histories = list(pool.map(ledger.records_of_order, orders))
+    with ThreadPoolExecutor(max_workers=min(HISTORY_READERS, len(order_ids))) as pool:
+        found = list(pool.map(orders.get_order, order_ids))
     held = {(r.order_id, r.record_id): r for r in of_day}
-    for records in histories:
-        for record in records:
-            held.setdefault((record.order_id, record.record_id), record)
+    for order in found:
+        if order is None:  # booked, the order's first write still to come: its day records are all there is
+            continue
+        for rid, line in order.ledger.items():
+            held.setdefault((order.order_id, rid), LedgerRecord(
+                line=line, order_id=order.order_id, channel=order.channel, channel_order_id=order.channel_order_id,
+                source="", source_event_id="", booked_at=""))
     return [held[key] for key in sorted(held)]
 
 
