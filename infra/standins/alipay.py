@@ -36,6 +36,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus
@@ -89,12 +90,19 @@ def public_pem(key: RSAPrivateKey) -> str:
                                          serialization.PublicFormat.SubjectPublicKeyInfo).decode().strip()
 
 
+@cache
+def _development_key(name: str) -> tuple[str, str]:
+    """(private PEM, its public half without whitespace) of a key file (a load checks the key: ~0.1 s)."""
+    pem = (KEYS_DIR / name).read_text(encoding="ascii")
+    return pem, "".join(public_pem(load_private_key(pem)).split())
+
+
 def development_key_for(public_key_pem: str) -> str:
     """The development private key (PEM) whose public half is `public_key_pem`."""
     wanted = "".join(public_key_pem.split())
     for name in DEVELOPMENT_KEYS:
-        pem = (KEYS_DIR / name).read_text(encoding="ascii")
-        if "".join(public_pem(load_private_key(pem)).split()) == wanted:
+        pem, public = _development_key(name)
+        if public == wanted:
             return pem
     raise ValueError("no development key matches the configured Alipay public key: the stand-in signs with "
                      "development keys only")
