@@ -36,6 +36,7 @@ from orderhub.channels.finance import (
     CHANNEL,
     CHANNEL_NAME,
     FORMAT,
+    MAX_AMOUNT,
     TRANSFER_PROVIDERS,
     Command,
     FinanceCommand,
@@ -98,7 +99,7 @@ class CommandRequest(BaseModel):
     kind: MoneyKind | None = None
     provider: _Short = ""
     reference: _Short = ""
-    amount: Annotated[int, Strict(), Field(ge=1, le=10**12)] | None = None  # minor units (fen): 123.45 CNY is 12345
+    amount: Annotated[int, Strict(), Field(ge=1, le=MAX_AMOUNT)] | None = None  # minor units (fen): 123.45 CNY is 12345
     currency: _Short = ""
     method: MethodClass | None = None
     payment_reference: _Short = ""
@@ -153,6 +154,8 @@ def minor_units(text: str, currency: str) -> int:
     amount = int(whole) * 10**digits + (int(part.ljust(digits, "0")) if part else 0)
     if amount < 1:
         raise CommandRefused(400, "amount must be above zero")
+    if amount > MAX_AMOUNT:
+        raise CommandRefused(400, f"amount is above the ledger's largest ({format_minor(MAX_AMOUNT, currency)})")
     return amount
 
 
