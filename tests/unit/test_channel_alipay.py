@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.config import load_config
+from infra.config import REPO_ROOT, load_config
 from infra.standins.alipay import KEYS_DIR, AlipayStandIn, Notification, form_body, rsa2_sign, signing_string
 from orderhub.channels import get_channel
 from orderhub.channels.alipay import CHANNEL, KNOWN_FIELDS, Malformed, yuan_to_fen
@@ -452,3 +452,24 @@ def test_any_text_is_either_a_plain_amount_read_exactly_or_refused(text):
         return
     assert text.isascii() and text.strip() == text and 0 <= fen < 10**12
     assert Decimal(text) * 100 == fen and len(text.partition(".")[2]) <= 2
+
+
+# The samples -----------------------------------------------------------------------------------------------
+
+SAMPLES = sorted((REPO_ROOT / "events" / "alipay" / "notifications").glob("*.txt"))
+SAMPLE_CODES = {"1_wait_buyer_pay": ("WAIT_BUYER_PAY", []), "2_trade_success": ("TRADE_SUCCESS", [25800]),
+                "3_partial_refund": ("TRADE_SUCCESS refund", [25800, 5800]),
+                "4_full_refund_trade_closed": ("TRADE_CLOSED refund", [25800, 25800]),
+                "5_closed_unpaid": ("TRADE_CLOSED", []), "6_trade_success": ("TRADE_SUCCESS", [39900]),
+                "7_trade_finished": ("TRADE_FINISHED", [39900]), "8_trade_success_gbk": ("TRADE_SUCCESS", [6800])}
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.stem)
+def test_each_sample_is_what_alipay_sends_and_reads_as_its_readme_says(path):
+    body = path.read_bytes().rstrip(b"\n")
+    event = CHANNEL.parse(body)[0]
+    result, sent = accept(({"Content-Type": "application/x-www-form-urlencoded"}, body), now=event.event_time)
+    assert result.reply.body == "success" and sent[0].events == (event,)
+    code, amounts = SAMPLE_CODES[path.stem]
+    assert event.channel_code == f"trade_status_sync {code}" and [f.amount for f in event.money] == amounts
+    assert set(SAMPLE_CODES) == {p.stem for p in SAMPLES}
