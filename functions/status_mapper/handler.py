@@ -18,10 +18,12 @@ from orderhub.mapping import map_message
 from orderhub.models.envelope import IntakeMessage
 from orderhub.observability import lambda_entry, logger, metrics
 from orderhub.store.health import ChannelHealth
+from orderhub.store.ledger import DynamoLedger
 from orderhub.store.orders import DynamoOrderStore
 
 processor = BatchProcessor(event_type=EventType.SQS)
 _store = DynamoOrderStore()
+_ledger = DynamoLedger()  # the payment voucher ledger: records booked before the order lists them
 _health = ChannelHealth()
 _clock = SystemClock()
 
@@ -38,7 +40,7 @@ _debug = False  # whether per-event debug lines are wanted (read once per invoca
 
 def record_handler(record: Any) -> None:
     message = IntakeMessage.model_validate_json(record.body)
-    for result in map_message(message, _store, _clock, _rules_for, _health):
+    for result in map_message(message, _store, _clock, _rules_for, _health, _ledger):
         _outcomes[result.outcome] += 1
         if result.outcome in _ATTENTION:
             logger.warning("event needs attention", extra={"channel": message.channel, "order_id": result.order_id,

@@ -128,6 +128,7 @@ def _reset_lambda_state() -> None:
     for name in ("status_mapper", "orders_api"):
         module = importlib.import_module(f"functions.{name}.handler")
         module._store._client = None
+    importlib.import_module("functions.status_mapper.handler")._ledger._client = None
     notifier = importlib.import_module("functions.notifier.handler")
     notifier._store._client = None
     notifier._transport = type(notifier._transport)()  # no kept connection to another test's robots
