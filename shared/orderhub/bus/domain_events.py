@@ -18,8 +18,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from orderhub.lifecycle.machine import effective_hold
-from orderhub.models.order import MethodClass, MoneyKind, MoneyState
-from orderhub.payments.ledger import Movement, movements
 from orderhub.lifecycle.statuses import (
     AFTERSALE_ENDED,
     AftersaleStatus,
@@ -28,7 +26,8 @@ from orderhub.lifecycle.statuses import (
     OrderStatus,
     PaymentStatus,
 )
-from orderhub.models.order import Milestones, Order, OrderLine, Region
+from orderhub.models.order import MethodClass, Milestones, MoneyKind, MoneyState, Order, OrderLine, Region
+from orderhub.payments.ledger import Movement, movements
 from orderhub.store.order_item import order_from_item
 
 EVENT_SOURCE = "orderhub.orders"

@@ -21,11 +21,10 @@ from dataclasses import dataclass
 
 from orderhub.bus.domain_events import LedgerEntry, OrderChange, ledger_entries
 from orderhub.exceptions.model import ExceptionRules, Rule, Timer, compact_instant, plus_minutes
-from orderhub.models.order import MoneyKind, MoneyState
-from orderhub.money import format_minor
 from orderhub.lifecycle.machine import PRESALE_HOLD, effective_hold
 from orderhub.lifecycle.statuses import FulfillmentStatus, LogisticsStatus, OrderStatus, PaymentStatus
-from orderhub.models.order import Milestones, Order
+from orderhub.models.order import Milestones, MoneyKind, MoneyState, Order
+from orderhub.money import format_minor
 
 
 @dataclass(frozen=True)
