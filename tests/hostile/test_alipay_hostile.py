@@ -155,6 +155,7 @@ def test_raw_bytes_that_are_not_a_url_encoded_form_are_refused():
     (b"", 400, "body is empty"),
     (signed(TEMPLATE).replace(b"&", b"&&", 1), 400, "a parameter without '='"),
     (signed(TEMPLATE) + b"&", 400, "a parameter without '='"),
+    (signed(with_value("subject", "ok")).replace(b"subject=ok", b"subject=o\r\nk"), 400, "control characters"),
     (signed(TEMPLATE, sign="A" * 4000), 401, "sign is too long"),
     (signed(TEMPLATE, sign="not base64!"), 401, "sign is not base64"),
 ])

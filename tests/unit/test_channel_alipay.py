@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from urllib.parse import quote_plus
+from urllib.parse import quote_plus, unquote_to_bytes
 
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from infra.config import REPO_ROOT, load_config
 from infra.standins.alipay import KEYS_DIR, AlipayStandIn, Notification, form_body, rsa2_sign, signing_string
 from orderhub.channels import get_channel
-from orderhub.channels.alipay import CHANNEL, KNOWN_FIELDS, Malformed, yuan_to_fen
+from orderhub.channels.alipay import CHANNEL, KNOWN_FIELDS, Malformed, read_form, yuan_to_fen
 from orderhub.channels.base import ChannelSettings, FieldRules, InboundRequest, Unauthorized
 from orderhub.clock import FixedClock
 from orderhub.intake import accept_webhook
@@ -417,6 +417,23 @@ def test_unknown_parameters_are_drift_known_ones_are_not_and_field_rules_apply()
 def test_a_signed_notification_with_a_value_the_hub_cannot_read_is_malformed(change, reason):
     alipay, trade_no = paid()
     assert_refused(alipay.build(trade_no, **change), 400, reason)
+
+
+# Reading the form ------------------------------------------------------------------------------------------
+
+LITERAL = st.sampled_from([chr(c) for c in range(0x20, 0x7F) if chr(c) not in "%&"])
+ESCAPE = st.tuples(st.binary(min_size=1, max_size=1), st.booleans()).map(
+    lambda t: "%" + (t[0].hex().upper() if t[1] else t[0].hex()))
+
+
+@given(st.lists(LITERAL | ESCAPE, max_size=40).map("".join))
+def test_a_value_is_percent_decoded_exactly_as_urllib_decodes_a_form(value):
+    assert read_form(f"x={value}".encode())["x"] == unquote_to_bytes(value.replace("+", " "))
+
+
+@given(st.binary(max_size=60))
+def test_any_bytes_percent_encoded_read_back_as_they_were(raw):
+    assert read_form(b"x=" + quote_plus(raw).encode())["x"] == raw
 
 
 # Yuan to fen ----------------------------------------------------------------------------------------------
