@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from infra.demo.traffic import encode, mall_headers, mall_secret
+from orderhub.clock import FixedClock
 from orderhub.lifecycle.machine import hub_order_id
 from orderhub.models.envelope import IntakeMessage
 from orderhub.payments.ledger import business_date
@@ -24,8 +25,9 @@ from orderhub.store.orders import DynamoOrderStore
 
 
 @pytest.fixture(autouse=True)
-def fresh_ledger_api():
-    """Module-level clients survive between invocations, as in Lambda; not between tests (each has its moto)."""
+def clock(monkeypatch):
+    """The ledger API's clock, standing still until a test moves it (so a test's records keep their business
+    day whenever it runs); module-level clients survive between invocations, as in Lambda, not between tests."""
     handler = importlib.import_module("functions.ledger_api.handler")
 
     def reset() -> None:
@@ -34,7 +36,9 @@ def fresh_ledger_api():
         handler._ledger = None
 
     reset()
-    yield
+    fixed = FixedClock(datetime.now(UTC).replace(microsecond=0))
+    monkeypatch.setattr(handler, "_clock", fixed)
+    yield fixed
     reset()
 
 
@@ -85,11 +89,7 @@ def journal_rows(data: bytes) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"), newline="")))
 
 
-def today() -> str:
-    return business_date(datetime.now(UTC))
-
-
-def test_a_transfer_recorded_confirmed_and_reversed_is_booked_by_the_mapper_and_journalled(hub):
+def test_a_transfer_recorded_confirmed_and_reversed_is_booked_by_the_mapper_and_journalled(hub, clock):
     # Given a mall order of 1299.00 CNY, not paid
     order_id = place_order(hub, "LED001")
     # When finance records the bank transfer it saw
@@ -113,7 +113,8 @@ def test_a_transfer_recorded_confirmed_and_reversed_is_booked_by_the_mapper_and_
         "finance", "ops-token", "对账单 12-01 第 42 行", receipt["command_id"])
     assert api(hub, "GET", "/ledger/orders/mall:LED001")[2] == view  # by channel and number, the same
 
-    # When finance confirms it against the statement
+    # When finance confirms it against the statement, a minute later
+    clock.advance(60)
     status, _, confirmed = api(hub, "POST", "/ledger/transfers", {
         "command": "confirm", "order_id": order_id, "entry": "bank:payment:CMB20261201000042",
         "reason": "到账"})
@@ -131,7 +132,7 @@ def test_a_transfer_recorded_confirmed_and_reversed_is_booked_by_the_mapper_and_
     assert status == 409 and "already confirmed" in problem["message"] and hub.receive("intake") == []
 
     # The day's totals and journal: a pending and a confirmed transfer, booked once, balanced
-    day = today()
+    day = business_date(clock.now())
     status, _, totals = api(hub, "GET", f"/ledger/days/{day}")
     assert status == 200 and [(t["method"], t["state"], t["count"], t["amount_text"]) for t in totals["totals"]] == [
         ("bank_transfer", "pending", 1, "1299.00"), ("bank_transfer", "confirmed", 1, "1299.00")]
@@ -146,6 +147,7 @@ def test_a_transfer_recorded_confirmed_and_reversed_is_booked_by_the_mapper_and_
         (order_id, "LED001", "CMB20261201000042")}
 
     # When it turns out to be another order's money, finance reverses it: a record of its own
+    clock.advance(60)
     status, _, _ = api(hub, "POST", "/ledger/transfers", {
         "command": "reverse", "order_id": order_id, "entry": "bank:payment:CMB20261201000042",
         "reason": "属于另一订单"})
@@ -184,7 +186,7 @@ def test_a_command_the_ledger_cannot_take_is_refused_with_its_reason_and_nothing
 
 def test_every_route_wants_the_ops_token_and_a_real_date(hub):
     for method, path in (("POST", "/ledger/transfers"), ("GET", "/ledger/orders/mall:X"),
-                         ("GET", f"/ledger/days/{today()}"), ("GET", f"/ledger/days/{today()}/journal")):
+                         ("GET", "/ledger/days/2026-12-01"), ("GET", "/ledger/days/2026-12-01/journal")):
         assert api(hub, method, path, {}, token=None)[0] == 401
         assert api(hub, method, path, {}, token="not-the-token")[0] == 401
     for bad in ("2026-02-30", "yesterday"):
