@@ -302,6 +302,15 @@ def test_a_refund_books_its_state_against_the_payment_it_returns(status, state, 
                          note=note, payload=notification.plaintext.decode()),))
 
 
+def test_a_successful_refund_is_booked_when_it_succeeded_not_when_it_was_notified():
+    pay = standin()
+    paid = pay.payment_notification("M20261118001", 25800, NOW - timedelta(hours=1))
+    refund = pay.refund_notification(paid.resource["transaction_id"], 5800, "SUCCESS", NOW - timedelta(minutes=10))
+    notified = pay.seal("REFUND.SUCCESS", refund.plaintext, NOW)  # the same refund, told of 10 minutes later
+    (event,) = CHANNEL.parse(notified.body)
+    assert event.event_time == event.money[0].occurred_at == NOW - timedelta(minutes=10)
+
+
 def test_the_orders_channel_and_the_refund_currency_come_from_the_options(hub_settings):
     hub_settings["settings"] = settings_with(orders_channel="woocommerce", currency="HKD")
     pay = standin()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 import socket
@@ -105,6 +106,27 @@ def test_every_notification_it_sends_is_verified_decrypted_and_booked_by_the_hub
     assert [(f.kind, f.reference, f.state, f.amount) for f in facts] == [
         ("payment", transaction_id, MoneyState.CONFIRMED, 25800), ("refund", abnormal, MoneyState.PENDING, 5800),
         ("refund", abnormal, MoneyState.CONFIRMED, 5800), ("refund", facts[3].reference, MoneyState.REVERSED, 1000)]
+
+
+def test_the_signature_and_the_encryption_are_wechat_pays_checked_without_the_hubs_code():
+    from cryptography.hazmat.primitives.asymmetric.padding import PKCS1v15
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.hashes import SHA256
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    pay = standin(FixedClock(NOW))
+    notification = pay.refund_notification(pay.pay("M20261118001", 25800), 800)
+    headers, body = pay.request(notification)
+    assert headers["wechatpay-timestamp"] == str(int(NOW.timestamp())) and len(headers["wechatpay-nonce"]) == 32
+    public = load_pem_public_key(SETTINGS.options["platform_keys"][headers["wechatpay-serial"]].encode())
+    message = f"{headers['wechatpay-timestamp']}\n{headers['wechatpay-nonce']}\n{body.decode()}\n".encode()
+    public.verify(base64.b64decode(headers["wechatpay-signature"]), message, PKCS1v15(), SHA256())
+    resource = json.loads(body)["resource"]
+    assert (resource["algorithm"], resource["associated_data"], resource["original_type"], len(resource["nonce"])) \
+        == ("AEAD_AES_256_GCM", "refund", "refund", 12)
+    opened = AESGCM(WECHATPAY.secrets[0].encode()).decrypt(resource["nonce"].encode(),
+                                                          base64.b64decode(resource["ciphertext"]), b"refund")
+    assert opened == notification.plaintext and json.loads(opened)["refund_status"] == "SUCCESS"
 
 
 def test_each_attempt_is_signed_at_its_own_time_and_carries_the_same_body():
