@@ -1,6 +1,6 @@
-"""The ledger API on moto, through the real handlers: finance's commands queued to the intake, booked by the
-status mapper in the payments table (DynamoLedger), and read back as an order's money, a day's totals and
-its journal."""
+"""The ledger API and `orderhub ledger` on moto, through the real handlers: finance's commands queued to the
+intake, booked by the status mapper in the payments table (DynamoLedger), and read back as an order's money,
+a day's totals and its journal."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ import io
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from infra.cli.main import main
 from infra.demo.traffic import encode, mall_headers, mall_secret
 from orderhub.clock import FixedClock
 from orderhub.lifecycle.machine import hub_order_id
@@ -219,3 +221,65 @@ def test_a_replayed_finance_command_is_read_from_its_body_and_changes_nothing(hu
     assert again is not None and again.version == order.version and again.ledger == order.ledger
     ledger = DynamoLedger(hub.client("dynamodb"), hub.res.tables["payments"])
     assert [r.record_id for r in ledger.records_of_order(order_id, list(order.ledger))] == list(order.ledger)
+
+
+@pytest.fixture
+def cli(hub, monkeypatch):
+    """`orderhub ...` in this process: it resolves the hub's physical names from the committed configuration."""
+    monkeypatch.setenv("ORDERHUB_CONFIG", str(Path(__file__).resolve().parents[2] / "config" / "local.toml"))
+    assert hub.config.stage == "local"
+    return main
+
+
+def test_finance_records_confirms_and_exports_a_day_with_the_cli(hub, cli, capsys, tmp_path):
+    # Given a mall order, and a transfer on the bank statement of 2026-11-30 (times given: the days are fixed)
+    order_id = place_order(hub, "LED100")
+    assert cli(["ledger", "record-transfer", "--order", "mall:LED100", "--amount", "1299.00", "--reference",
+                "ICBC-77", "--reason", "statement 11-30 line 7", "--at", "2026-11-30T16:20:00", "--by", "wang"]) == 0
+    out = capsys.readouterr().out
+    assert "queued record_transfer" in out and "bank:payment:ICBC-77 -> pending" in out
+    assert map_intake(hub) == ["finance"]
+    # When it is shown: pending, recorded by the operator, why
+    assert cli(["ledger", "show", "mall:LED100"]) == 0
+    shown = capsys.readouterr().out
+    assert "pending in 1299.00 CNY" in shown and "bank:payment:ICBC-77" in shown
+    assert "cli:wang" in shown and "statement 11-30 line 7" in shown and "2026-11-30 16:20" in shown
+    # And confirmed the next morning
+    assert cli(["ledger", "confirm", "bank:payment:ICBC-77", "--order", order_id, "--reason", "on the statement",
+                "--at", "2026-12-01T09:00:00+08:00"]) == 0
+    assert map_intake(hub) == ["finance"]
+    assert cli(["ledger", "show", order_id]) == 0
+    assert "paid 1299.00 CNY" in capsys.readouterr().out
+    # Then each day has its totals, and the day of the confirmation its journal
+    assert cli(["ledger", "day", "2026-11-30"]) == 0
+    day = capsys.readouterr().out
+    assert "bank_transfer" in day and "pending" in day and "1299.00" in day and "confirmed" not in day
+    assert cli(["ledger", "day", "2026-12-01"]) == 0
+    assert "confirmed net 1299.00 CNY" in capsys.readouterr().out
+    target = tmp_path / "journal.csv"
+    assert cli(["ledger", "journal", "2026-12-01", "--out", str(target)]) == 0
+    rows = journal_rows(target.read_bytes())
+    assert [(r["date"], r["account"], r["debit"], r["credit"]) for r in rows] == [
+        ("2026-12-01", "1002 银行存款", "1299.00", ""), ("2026-12-01", "2203 预收账款", "", "1299.00")]
+    capsys.readouterr()
+    assert cli(["ledger", "journal", "2026-11-30"]) == 0  # to stdout: the header only, nothing was confirmed
+    assert journal_rows(capsys.readouterr().out.encode()) == []
+
+
+def test_the_cli_refuses_what_the_ledger_cannot_take_and_queues_nothing(hub, cli, capsys):
+    place_order(hub, "LED101")
+    cases = [
+        (["record-transfer", "--order", "mall:LED101", "--amount", "12.345", "--reference", "B", "--reason", "r"],
+         2, "at most 2 decimals"),
+        (["record-transfer", "--order", "mall:NOPE", "--amount", "1", "--reference", "B", "--reason", "r"],
+         1, "refused (404)"),
+        (["record-transfer", "--order", "mall:LED101", "--amount", "1", "--reference", "B", "--reason", "r",
+          "--currency", "USD"], 1, "refused (422)"),
+        (["confirm", "bank:payment:NOPE", "--order", "mall:LED101", "--reason", "r"], 1, "no entry"),
+        (["show", "LED101"], 2, "channel:number"),
+        (["day", "2026-13-01"], 2, "not a date"),
+    ]
+    for args, code, says in cases:
+        assert cli(["ledger", *args]) == code, args
+        assert says in capsys.readouterr().err
+    assert hub.receive("intake") == []
