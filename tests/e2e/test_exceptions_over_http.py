@@ -22,6 +22,7 @@ from infra.config import load_config
 from infra.demo.traffic import encode, mall_headers, mall_secret
 from infra.local.clock import ManualClock
 from infra.standins.downstream import receiver_for
+from infra.standins.wechatpay import from_config
 
 pytestmark = pytest.mark.e2e
 
@@ -83,7 +84,7 @@ def exceptions_of(stack, channel_order_id: str, **query: str) -> list[dict]:
 
 
 def test_an_order_paid_and_never_shipped_becomes_an_exception_after_2_h_and_escalates_past_its_sla(stack):
-    # Given a shop order created and paid (with its payment reference), and nothing shipped
+    # Given a shop order created and paid, and nothing shipped
     paid_at = stack.clock.now() - timedelta(minutes=1)
     no = f"EXC{int(time.time())}"
     post_mall(stack, {"event_id": f"evt_{no}_01", "event_type": "order.created", "shop_id": "mini-01",
@@ -93,6 +94,10 @@ def test_an_order_paid_and_never_shipped_becomes_an_exception_after_2_h_and_esca
     post_mall(stack, {"event_id": f"evt_{no}_02", "event_type": "order.paid", "shop_id": "mini-01",
                       "event_time": paid_at.isoformat(),
                       "order": {"order_no": no, "payment": {"transaction_id": f"42{no}", "amount": 12900}}})
+    # ... and the payment confirmed by WeChat Pay's callback (the shop is paid through it)
+    wechatpay = from_config(stack.config, stack.api_url, stack.clock)
+    headers, body = wechatpay.request(wechatpay.payment_notification(no, 12900, at=paid_at))
+    assert http("POST", f"{stack.api_url}/webhooks/wechatpay", body, headers)[0] == 200
     stack.wait_until_idle()
     assert exceptions_of(stack, no) == []
 
