@@ -374,7 +374,11 @@ def test_a_trade_waiting_for_payment_and_one_closed_unpaid_are_logged_and_move_n
 
 
 def test_the_orders_channel_comes_from_the_options():
-    assert parse_one(paid()[0].notifications[-1], options={"orders_channel": "miniapp"}).channel == "miniapp"
+    notification = paid()[0].notifications[-1]
+    assert parse_one(notification).channel == "mall"
+    assert parse_one(notification, options={"orders_channel": "miniapp"}).channel == "miniapp"
+    (event,) = CHANNEL.parse_with(notification.body, {}, settings(orders_channel="miniapp"))
+    assert event.channel == "miniapp"
 
 
 @pytest.mark.parametrize(("change", "gap"), [({"trade_status": "TRADE_PENDING"}, "trade_status=TRADE_PENDING"),

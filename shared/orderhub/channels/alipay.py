@@ -206,6 +206,11 @@ class AlipayChannel(Channel):
         orders_channel = str((options or {}).get("orders_channel") or DEFAULT_ORDERS_CHANNEL)
         return [_normalise(values, body.decode("ascii"), drift, orders_channel)]
 
+    def parse_with(self, body: bytes, received_headers: Mapping[str, str] | None,
+                   settings: ChannelSettings) -> list[OrderEvent]:
+        """`parse` with the channel's settings: the field rules and the options (`orders_channel`)."""
+        return self.parse(body, received_headers, settings.field_rules, settings.options)
+
     def accepted(self) -> Reply:
         return Reply(200, SUCCESS, "text/plain")
 
