@@ -3,7 +3,8 @@
 `run` and `demo` (infra/cli/local.py) start the hub on the embedded AWS; the operator commands
 (infra/cli/commands.py) act on AWS or, pointed at a running `orderhub run`, on its embedded moto:
 `dlq list|show|redrive|purge`, `exceptions list|report`, `import` (a CSV file of order events,
-events/import/), `replay` (re-feed logged requests) and `drift report` / `gaps report`.
+events/import/), `replay` (re-feed logged requests), `drift report` / `gaps report`, and
+`ledger show|day|journal|record-transfer|confirm|reverse` (the payment voucher ledger).
 """
 
 from __future__ import annotations

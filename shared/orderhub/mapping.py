@@ -185,9 +185,7 @@ def _book(stored: Order, current: Order | None, event: OrderEvent, message: Inta
     new = [line for record_id, line in stored.ledger.items() if record_id not in known]
     if not new:
         return stored
-    facts = {}
-    for fact in event.money:
-        facts[(fact.provider, fact.kind, fact.reference, fact.state)] = fact
+    facts = {(f.provider, f.kind, f.reference, f.state): f for f in event.money}
     records = []
     for line in new:
         fact = facts.get((line.provider, line.kind, line.reference, line.state))

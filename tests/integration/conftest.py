@@ -129,6 +129,12 @@ def _reset_lambda_state() -> None:
         module = importlib.import_module(f"functions.{name}.handler")
         module._store._client = None
     importlib.import_module("functions.status_mapper.handler")._ledger._client = None
+    ledger_api = importlib.import_module("functions.ledger_api.handler")
+    for attr in ("_store", "_ledger"):
+        if getattr(ledger_api, attr, None) is not None and hasattr(getattr(ledger_api, attr), "_client"):
+            getattr(ledger_api, attr)._client = None
+    if hasattr(ledger_api, "_queue"):
+        ledger_api._queue = None
     notifier = importlib.import_module("functions.notifier.handler")
     notifier._store._client = None
     notifier._transport = type(notifier._transport)()  # no kept connection to another test's robots

@@ -86,7 +86,7 @@ def outbox_events(streams: Any, stream_arn: str) -> list[dict]:
     for record in stream_records(streams, stream_arn):
         record["dynamodb"].pop("ApproximateCreationDateTime", None)
         for entry in events_for_stream_record(record):
-            out.append({"source": "orderhub.orders", "detail-type": entry.detail_type,
+            out.append({"source": entry.source, "detail-type": entry.detail_type,
                         "detail": json.loads(entry.detail.model_dump_json())})
     return out
 

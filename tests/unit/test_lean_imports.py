@@ -9,7 +9,7 @@ import sys
 import pytest
 
 HANDLERS = ["webhook_ingest", "status_mapper", "event_publisher", "dispatcher", "orders_api", "hub_health",
-            "notifier"]
+            "notifier", "ledger_api"]
 HEAVY = ["boto3", "botocore.client", "aws_xray_sdk", "aws_lambda_powertools.utilities.parser.models"]
 
 

@@ -236,7 +236,9 @@ class Ledger(Protocol):
         ledger holds: the one just written, or the one found (which may disagree on the money: a conflict)."""
         ...
 
-    def records_of_order(self, order_id: str) -> list[LedgerRecord]: ...
+    def records_of_order(self, order_id: str, record_ids: Iterable[str] | None = None) -> list[LedgerRecord]:
+        """The order's records (those of `record_ids` when given: the order lists its own)."""
+        ...
 
     def records_of_day(self, business_date: str) -> list[LedgerRecord]: ...
 
@@ -254,8 +256,11 @@ class InMemoryLedger:
             held[record.record_id] = kept.line
         return held
 
-    def records_of_order(self, order_id: str) -> list[LedgerRecord]:
-        return sorted((r for r in self.records.values() if r.order_id == order_id), key=lambda r: r.record_id)
+    def records_of_order(self, order_id: str, record_ids: Iterable[str] | None = None) -> list[LedgerRecord]:
+        wanted = set(record_ids) if record_ids is not None else None
+        return sorted((r for r in self.records.values()
+                       if r.order_id == order_id and (wanted is None or r.record_id in wanted)),
+                      key=lambda r: r.record_id)
 
     def records_of_day(self, business_date: str) -> list[LedgerRecord]:
         return sorted((r for r in self.records.values() if r.line.business_date == business_date),
