@@ -76,10 +76,11 @@ def batch_bounds(n: int, average: float) -> list[tuple[int, int]]:
     return bounds
 
 
-def gsi_tables() -> dict[str, list[tuple[str, str | None]]]:
-    """Physical table -> its GSIs' key attributes, from the topology (the CDK stack projects ALL: every
-    write that carries an index's keys is copied into it and billed again)."""
-    return {physical(t.name): [(i.partition_key, i.sort_key) for i in t.indexes]
+def gsi_tables() -> dict[str, list[tuple[tuple[str, str | None], tuple[str, ...] | None, str]]]:
+    """Physical table -> its GSIs: (key attributes, projected attributes (None: ALL), the table's key).
+    Every write that carries an index's keys is copied into it and billed again, by the size of what the
+    index holds (the whole item for ALL; the keys and the projected attributes otherwise)."""
+    return {physical(t.name): [((i.partition_key, i.sort_key), i.projection, t.partition_key) for i in t.indexes]
             for t in topology().tables if t.indexes}
 
 
@@ -169,9 +170,12 @@ def bill_dynamodb(bill: Bill, calls: list) -> None:
             kind = f"TransactWriteItems put {table}" + ("" if c.ok else " (cancelled)")
             bill.wru[kind] += 2 * wu(c.item, c.old)
         if c.op in ("PutItem", "BatchPut", "UpdateItem", "TransactPut") and c.ok:
-            for keys in indexes.get(c.table, ()):
-                if all(k in c.item for k in keys if k):  # projection ALL: the index entry is the whole item
-                    bill.wru[f"GSI write {table}"] += wu(c.item)
+            for keys, projection, table_key in indexes.get(c.table, ()):
+                if all(k in c.item for k in keys if k):
+                    held = c.item if projection is None else {
+                        name: value for name, value in c.item.items()
+                        if name in (table_key, *keys) or name in projection}
+                    bill.wru[f"GSI write {table}"] += wu(held)
 
 
 def bill_sqs_batches(bill: Bill, queue: str, bodies: list[str], average: float) -> list[tuple[int, int]]:

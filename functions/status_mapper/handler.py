@@ -40,7 +40,7 @@ _debug = False  # whether per-event debug lines are wanted (read once per invoca
 
 def record_handler(record: Any) -> None:
     message = IntakeMessage.model_validate_json(record.body)
-    for result in map_message(message, _store, _clock, _rules_for, _health, _ledger):
+    for result in map_message(message, _store, _clock, _rules_for, _health, _ledger, settings.channel_config):
         _outcomes[result.outcome] += 1
         if result.outcome in _ATTENTION:
             logger.warning("event needs attention", extra={"channel": message.channel, "order_id": result.order_id,

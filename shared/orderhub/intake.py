@@ -88,7 +88,7 @@ def accept_webhook(
         channel.check_source_ip(request, settings)
         now = clock.now()
         channel.authenticate(request, settings, now)
-        events = channel.parse(request.body, request.headers, settings.field_rules)
+        events = channel.parse_with(request.body, request.headers, settings)
         check_event_times(events, now)
     except ChannelRejection as rejection:
         return IntakeResult(channel.rejected(rejection), rejection=rejection.reason)

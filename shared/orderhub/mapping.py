@@ -27,7 +27,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from orderhub.channels import get_channel
-from orderhub.channels.base import NO_RULES, FieldRules
+from orderhub.channels.base import NO_RULES, ChannelSettings, FieldRules
 from orderhub.clock import Clock
 from orderhub.intake import event_time_refusal
 from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds, utc_iso_fast, with_ledger
@@ -55,6 +55,7 @@ class HealthRecorder(Protocol):
 
 
 RulesSource = Callable[[str], FieldRules]
+SettingsSource = Callable[[str], ChannelSettings]
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,19 @@ class NoLedger:
 
 def map_message(message: IntakeMessage, store: OrderStore, clock: Clock,
                 rules_for: RulesSource | None = None, health: HealthRecorder | None = None,
-                ledger: Ledger | NoLedger | None = None) -> list[MappingOutcome]:
+                ledger: Ledger | NoLedger | None = None,
+                settings_for: SettingsSource | None = None) -> list[MappingOutcome]:
     events: Sequence[OrderEvent]
     refusals: dict[int, str] = {}
     if message.events is not None:
         events = message.events  # parsed at the edge, times checked there
     else:  # not parsed at the edge: a replay, a pulled order, an imported row
         channel = get_channel(message.channel)
-        rules = rules_for(channel.name) if rules_for is not None else NO_RULES
-        events = channel.parse(message.body, message.headers, rules)
+        if settings_for is not None:  # the channel's whole settings (its field rules, its options)
+            events = channel.parse_with(message.body, message.headers, settings_for(channel.name))
+        else:
+            rules = rules_for(channel.name) if rules_for is not None else NO_RULES
+            events = channel.parse(message.body, message.headers, rules)
         # Nobody to answer 400 to: an event whose time is outside the window is logged as refused, and
         # the message's other events (a pulled page holds several orders) still apply.
         now = clock.now()

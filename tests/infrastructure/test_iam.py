@@ -69,6 +69,7 @@ def test_a_function_without_table_write_cannot_put_items_in_the_orders_table(syn
 _EXPECTED = {
     "table:read": (("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"), lambda s, n: arn(s.table(n))),
     "table:write": (("dynamodb:PutItem", "dynamodb:UpdateItem"), lambda s, n: arn(s.table(n))),
+    "table:append": (("dynamodb:PutItem",), lambda s, n: arn(s.table(n))),
     "queue:send": (("sqs:SendMessage",), lambda s, n: arn(s.queue(n))),
     "queue:consume": (
         ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"),

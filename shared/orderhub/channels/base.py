@@ -110,6 +110,12 @@ class Channel:
         """
         raise NotImplementedError
 
+    def parse_with(self, body: bytes, received_headers: Mapping[str, str] | None,
+                   settings: ChannelSettings) -> list[OrderEvent]:
+        """`parse` with the channel's settings: a channel whose events depend on its options (the payment
+        providers' `orders_channel`) overrides it. Webhook ingest and the mapper's re-parse call this."""
+        return self.parse(body, received_headers, settings.field_rules)
+
     def accepted(self) -> Reply:
         raise NotImplementedError
 

@@ -240,7 +240,9 @@ class Ledger(Protocol):
         """The order's records (those of `record_ids` when given: the order lists its own)."""
         ...
 
-    def records_of_day(self, business_date: str) -> list[LedgerRecord]: ...
+    def records_of_day(self, business_date: str) -> list[LedgerRecord]:
+        """The day's records; payloads may come back "" (the day index does not copy them)."""
+        ...
 
 
 class InMemoryLedger:
