@@ -15,7 +15,7 @@ help:
 	@echo "make run      serve the hub locally on http://127.0.0.1:$(PORT) until stopped (PORT overrides)"
 	@echo "make test     install and run every test tier (unit, integration, infrastructure, e2e, hostile input, reliability) + lint"
 	@echo "make bench    run the benchmarks and rewrite bench/RESULTS.md"
-	@echo "make mutants  break each safety check (lost update, blind overwrite, log overwrite) in a copy; its tests must fail"
+	@echo "make mutants  break each safety check (lost update, blind overwrite, log or ledger overwrite, money counted twice, ledger skipped) in a copy; its tests must fail"
 	@echo "make synth    synthesise the CDK app into cdk.out (no AWS account needed)"
 	@echo "make deploy   deploy with CDK (needs AWS credentials and a bootstrapped account)"
 

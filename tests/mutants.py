@@ -6,12 +6,18 @@ unchanged (they must pass), then, for each mutant, patches the copy's order stor
 again. The working tree is never touched. Prints "killed by <test>" or "SURVIVED" per mutant and
 exits non-zero if the unchanged tests fail or any mutant survives.
 
-Mutants (shared/orderhub/store/orders.py):
-- lost update: every fifth order write is skipped, silently (the mapper believes it wrote);
-- blind overwrite: the order write no longer requires the version it read (creation still must
-  not overwrite);
-- log overwrite: the event-log put no longer requires the entry to be new, so a redelivery
-  rewrites the entry of the first delivery.
+Mutants:
+- lost update (store/orders.py): every fifth order write is skipped, silently (the mapper believes
+  it wrote);
+- blind overwrite (store/orders.py): the order write no longer requires the version it read
+  (creation still must not overwrite);
+- log overwrite (store/orders.py): the event-log put no longer requires the entry to be new, so a
+  redelivery rewrites the entry of the first delivery;
+- ledger overwrite (store/ledger.py): a ledger record is put without requiring it to be new, so a
+  later report with other money replaces the first booking;
+- money counted per report (payments/ledger.py): each record counts, not each movement, so a
+  refund reported pending then confirmed is refunded twice;
+- ledger skipped (mapping.py): the mapper lists records on the order without booking them.
 """
 
 from __future__ import annotations
@@ -35,9 +41,17 @@ REDELIVERED = ("tests/reliability/test_nothing_lost.py::"
 @dataclass(frozen=True)
 class Mutant:
     name: str
-    method: str  # of DynamoOrderStore: the edits apply inside it only
+    method: str  # the edits apply inside it only: a method of `cls`, or a module-level function
     edits: tuple[tuple[str, str], ...]  # (regex, replacement), each must match exactly once
     tests: tuple[str, ...]  # the smallest selection that guards against it
+    path: Path = STORE
+    cls: str | None = "DynamoOrderStore"
+
+
+LEDGER_STORE = Path("shared/orderhub/store/ledger.py")
+LEDGER = Path("shared/orderhub/payments/ledger.py")
+MAPPING = Path("shared/orderhub/mapping.py")
+CONVERGENCE = "tests/unit/test_ledger_convergence.py"
 
 
 MUTANTS = (
@@ -54,6 +68,16 @@ MUTANTS = (
     Mutant("log overwrite (no attribute_not_exists on the event-log put)", "append_event",
            ((r',\s*ConditionExpression="attribute_not_exists\(event_key\)"', ""),),
            (REDELIVERED,)),
+    Mutant("ledger overwrite (no attribute_not_exists on the ledger put)", "_book_one",
+           ((r'\s*ConditionExpression="attribute_not_exists\(record_id\)",', ""),
+            (r',\s*ReturnValuesOnConditionCheckFailure="ALL_OLD"', "")),
+           ("tests/integration/test_ledger_store.py",), path=LEDGER_STORE, cls="DynamoLedger"),
+    Mutant("money counted per report (each ledger record counts, not each movement)", "movements",
+           ((r"by_entry\.setdefault\(line\.entry_id, \[\]\)", "by_entry.setdefault(line.record_id, [])"),),
+           (CONVERGENCE,), path=LEDGER, cls=None),
+    Mutant("ledger skipped (records listed on the order, never booked)", "_book",
+           ((r"held = ledger\.book\(records\)", "held = {r.record_id: r.line for r in records}"),),
+           (CONVERGENCE,), path=MAPPING, cls=None),
 )
 
 
@@ -82,26 +106,32 @@ def run_tests(tree: Path, tests: tuple[str, ...]) -> tuple[list[str], str]:
 
 
 def mutate(tree: Path, mutant: Mutant, original: str) -> None:
-    """The store with the mutant's edits made inside DynamoOrderStore.<method>, or exit if they no longer fit."""
-    cls = original.index("\nclass DynamoOrderStore")
-    start = original.index(f"\n    def {mutant.method}(", cls)
-    ends = [i for i in (original.find("\n    def ", start + 1), original.find("\nclass ", start + 1)) if i > 0]
+    """The module with the mutant's edits made inside <cls>.<method> (or the function <method>), or exit if
+    they no longer fit."""
+    if mutant.cls is not None:
+        start = original.index(f"\n    def {mutant.method}(", original.index(f"\nclass {mutant.cls}"))
+        ends = [original.find("\n    def ", start + 1), original.find("\nclass ", start + 1)]
+    else:
+        start = original.index(f"\ndef {mutant.method}(")
+        ends = [original.find(f"\n{top}", start + 1) for top in ("def ", "class ", "@")]
+    ends = [i for i in ends if i > 0]
     end = min(ends) if ends else len(original)
     body = original[start:end]
+    where = f"{mutant.cls}.{mutant.method}" if mutant.cls else mutant.method
     for pattern, replacement in mutant.edits:
         body, found = re.subn(pattern, replacement, body)
         if found != 1:
-            raise SystemExit(f"{mutant.name}: {pattern!r} matches {found} times in DynamoOrderStore.{mutant.method} "
-                             f"({STORE}); update tests/mutants.py to the code as it is")
+            raise SystemExit(f"{mutant.name}: {pattern!r} matches {found} times in {where} ({mutant.path}); "
+                             "update tests/mutants.py to the code as it is")
     mutated = original[:start] + body + original[end:] + "\n_MUTANT_WRITES = __import__('itertools').count()\n"
-    (tree / STORE).write_text(mutated, encoding="utf-8")
+    (tree / mutant.path).write_text(mutated, encoding="utf-8")
 
 
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="orderhub-mutants-") as tmp:
         tree = Path(tmp)
         copy_tree(tree)
-        original = (tree / STORE).read_text(encoding="utf-8")
+        originals = {m.path: (tree / m.path).read_text(encoding="utf-8") for m in MUTANTS}
         guarding = tuple(dict.fromkeys(t for m in MUTANTS for t in m.tests))
         print(f"unchanged tree: {' '.join(guarding)}", flush=True)
         failing, report = run_tests(tree, guarding)
@@ -111,11 +141,11 @@ def main() -> int:
         print("  pass", flush=True)
         survived = 0
         for mutant in MUTANTS:
-            mutate(tree, mutant, original)
+            mutate(tree, mutant, originals[mutant.path])
             killed_by, _ = run_tests(tree, mutant.tests)
             print(f"{mutant.name}: " + (f"killed by {', '.join(killed_by)}" if killed_by else "SURVIVED"), flush=True)
             survived += not killed_by
-        (tree / STORE).write_text(original, encoding="utf-8")
+            (tree / mutant.path).write_text(originals[mutant.path], encoding="utf-8")
     return 1 if survived else 0
 
 
