@@ -122,7 +122,7 @@ def topology(config=None):
     from infra.topology import build_topology
 
     config = config or hub_config()
-    return build_topology(config.topology_subscribers(), config.business_timezone)
+    return build_topology(config.topology_subscribers(), config.business_timezone, config.provider_confirmed())
 
 
 def physical(name: str, stage: str = "local") -> str:

@@ -222,6 +222,15 @@ class HubConfig(BaseModel):
     def topology_subscribers(self) -> tuple[Subscriber, ...]:
         return tuple(s.as_topology() for s in self.subscribers)
 
+    def provider_confirmed(self) -> str:
+        """The channels whose money only WeChat Pay, Alipay (or finance) confirm: each configured payment
+        provider's `options.orders_channel` (default `mall`), comma-separated; "" when none is configured
+        (a shop without them books its own word as money, class online)."""
+        from infra.topology import PAYMENT_PROVIDERS
+
+        return ",".join(sorted({str(self.channels[p].options.get("orders_channel", "mall"))
+                                for p in PAYMENT_PROVIDERS if p in self.channels}))
+
     def parameter_documents(self) -> tuple[dict[str, str], dict[str, str]]:
         """(SSM parameters, Secrets Manager secrets) as name -> string value."""
         params: dict[str, str] = {}

@@ -90,6 +90,11 @@ SLA_TIMERS_TABLE = "sla-timers"
 # The payment voucher ledger (PAY-2): one record per (movement, state, reported time), written once by the
 # mapper and never changed; listed by business day through a sharded index (orderhub/store/ledger.py).
 PAYMENTS_TABLE = "payments"
+# Channels whose money only a payment provider's notification (or finance) confirms: the orders channel of
+# each configured payment provider (HubConfig.provider_confirmed); the status mapper reads it from its
+# environment (orderhub.payments.ledger.provider_confirmed_channels).
+DEFAULT_PROVIDER_CONFIRMED = "mall"
+PAYMENT_PROVIDERS = ("wechatpay", "alipay")
 PAYMENTS_BY_DAY_INDEX = "by-day"
 LEDGER_API_TIMEOUT_S = 29  # the HTTP API waits 30 s for a function: a day's journal is read within it
 
@@ -115,8 +120,10 @@ def _function_timeout_to_visibility(timeout_s: int) -> int:
     return 6 * timeout_s
 
 
-def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = DEFAULT_BUSINESS_TZ) -> Topology:
-    """The whole hub. Subscribers come from configuration; everything else is fixed."""
+def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = DEFAULT_BUSINESS_TZ,
+                   provider_confirmed: str = DEFAULT_PROVIDER_CONFIRMED) -> Topology:
+    """The whole hub. Subscribers come from configuration, and which shops' money only the payment
+    providers confirm (`HubConfig.provider_confirmed`); everything else is fixed."""
     status_mapper_timeout = 30
     common_env: dict[str, Ref | str] = {
         "ORDERHUB_STAGE": Ref("stage"),
@@ -213,6 +220,7 @@ def build_topology(subscribers: tuple[Subscriber, ...] = (), business_tz: str = 
                          "ORDER_EVENTS_TABLE": Ref("table", ORDER_EVENTS_TABLE),
                          "CHANNEL_HEALTH_TABLE": Ref("table", CHANNEL_HEALTH_TABLE),
                          "PAYMENTS_TABLE": Ref("table", PAYMENTS_TABLE),
+                         "ORDERHUB_PROVIDER_CONFIRMED": provider_confirmed,
                          "ORDERHUB_CONFIG_PREFIX": Ref("config_prefix"),
                          "ORDERHUB_SECRETS_PREFIX": Ref("secrets_prefix")},
             # Field rules (schema drift) are channel configuration.

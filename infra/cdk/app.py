@@ -55,7 +55,7 @@ def build_app(
     context: dict | None = None,
 ) -> tuple[App, OrderHubStack]:
     app = App(outdir=outdir, context=context, post_cli_context={_FAIL_SYNTH_ON_VALIDATION_ERRORS: False})
-    topology = build_topology(cfg.topology_subscribers(), cfg.business_timezone)
+    topology = build_topology(cfg.topology_subscribers(), cfg.business_timezone, cfg.provider_confirmed())
     settings = Settings(
         app=topology.app,
         stage=cfg.stage,

@@ -31,7 +31,8 @@ def aws_client(args: argparse.Namespace, service: str) -> Any:
 def physical(config: Any, name: str) -> str:
     from infra.topology import build_topology
 
-    return build_topology(config.topology_subscribers(), config.business_timezone).physical_name(config.stage, name)
+    topology = build_topology(config.topology_subscribers(), config.business_timezone, config.provider_confirmed())
+    return topology.physical_name(config.stage, name)
 
 
 def intake_sender(args: argparse.Namespace, config: Any) -> Any:

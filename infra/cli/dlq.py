@@ -56,7 +56,7 @@ def _stage(config: Any) -> tuple[str, set[str]]:
     """The stage's queue-name prefix, and its queues that only ever hold failure records."""
     from infra.topology import build_topology
 
-    topology = build_topology(config.topology_subscribers(), config.business_timezone)
+    topology = build_topology(config.topology_subscribers(), config.business_timezone, config.provider_confirmed())
     prefix = topology.physical_name(config.stage, "")
     return prefix, {prefix + q.name for q in topology.queues if q.is_dead_letter_only}
 

@@ -265,7 +265,7 @@ def inprocess_hub(config: Any) -> Iterator[InProcessHub]:
     clock, faults = VirtualClock(), Faults()
     receiver, config, paths = receiver_for(config)
     robots, config = robots_for(config, clock=lambda: clock.now().timestamp())
-    topology = build_topology(config.topology_subscribers(), config.business_timezone)
+    topology = build_topology(config.topology_subscribers(), config.business_timezone, config.provider_confirmed())
     try:
         with receiver, robots, mock_aws(), clock.installed(), faults.installed(), moto_fast_paths():
             reset_lambda_state()

@@ -58,7 +58,8 @@ class LocalRuntime:
         from infra.topology import build_topology
 
         self.config = config
-        self.topology = topology or build_topology(config.topology_subscribers(), config.business_timezone)
+        self.topology = topology or build_topology(config.topology_subscribers(), config.business_timezone,
+                                                   config.provider_confirmed())
         self.clock = clock or SystemClock()
         self.host, self._port, self._moto_port = host, port, moto_port
         self._overrides = dict(handler_overrides or {})

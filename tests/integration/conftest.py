@@ -149,7 +149,7 @@ def hub(monkeypatch):
     # on a busy machine, wait for the in-process receiver as long as the configuration allows.
     config = config.model_copy(update={"subscribers": [
         s.model_copy(update={"timeout_s": 25, "connect_timeout_s": 10}) for s in config.subscribers]})
-    topology = build_topology(config.topology_subscribers(), config.business_timezone)
+    topology = build_topology(config.topology_subscribers(), config.business_timezone, config.provider_confirmed())
     with receiver, mock_aws():
         _reset_lambda_state()
         res = provision(topology, config, lambda s: boto3.client(s, region_name=REGION), REGION, ACCOUNT)

@@ -132,7 +132,7 @@ def hub_on_platforms(monkeypatch: pytest.MonkeyPatch, without: tuple[str, ...] =
             for shop, orders in zip(shops_of(channel), (first, second), strict=True):
                 fake.load(orders, shop=shop["shop_id"])
                 held[(channel, shop["shop_id"])] = orders
-        topology = build_topology(config.topology_subscribers(), config.business_timezone)
+        topology = build_topology(config.topology_subscribers(), config.business_timezone, config.provider_confirmed())
         with receiver, mock_aws():
             _reset_lambda_state()
             res = provision(topology, config, lambda s: boto3.client(s, region_name=REGION), REGION, ACCOUNT)
