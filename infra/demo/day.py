@@ -6,8 +6,13 @@ Sends the sample stories of every push channel (mall, Douyin, Youzan, Shopify, W
 warehouse and kuaidi100) signed as each platform signs, shuffled and a third of them twice; adds
 the requests a hub must refuse and a payload with a field the schema does not know; fires the
 5-minute pull twice (the first meets a Taobao outage); imports a CSV with bad rows and a good one;
-makes the WMS fail its first pushes. Then prints orders by channel and status, rejections, drift,
-deliveries, DLQs and a traceback, and checks it all. Exit status 0 only if every check holds.
+makes the WMS fail its first pushes. Then the money day (infra/demo/money.py): the mall's orders are
+provider-confirmed, so the sample ones get their WeChat Pay and Alipay notifications (one is left without,
+for payment_unconfirmed), mini-program orders are paid, refunded, duplicated, delayed and forged through the
+local WeChat Pay and Alipay, finance records and confirms a bank transfer, and the scheduler's clock moves
+until the money exceptions are raised. Then the operations day (infra/demo/operations.py). Prints orders by
+channel and status, rejections, drift, deliveries, DLQs, a traceback, the money section and the operations,
+and checks it all. Exit status 0 only if every check holds.
 """
 
 from __future__ import annotations
@@ -222,7 +227,7 @@ def _matches(order: dict | None, expect: dict) -> bool:
 
 
 def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
-    from infra.demo import operations
+    from infra.demo import money, operations
     from infra.local.clock import ManualClock
     from infra.local.runtime import LocalRuntime
     from infra.standins.embedded import embedded_platforms, stop_platforms
@@ -312,6 +317,10 @@ def run_demo(config: HubConfig, port: int = 0, out=print) -> bool:
             dlqs = dlq_depths(runtime)
             errors = dict(runtime.errors)
             operations_out: list[str] = []
+            # Before any scheduled run of the SLA watchdog: the sample orders' notifications come first, and the
+            # money exceptions it raises are among those the exceptions day shows.
+            money.money_day(runtime, http, config, str(config_path()), operations_out.append, checks,
+                            finance=inboxes["finance"], stories=everything)
             operations.people_subscribers(robots, config, operations_out.append, checks)
             operations.subscriber_outage(runtime, http, receiver, paths, inboxes, robots, config, str(config_path()),
                                          operations_out.append, checks)
