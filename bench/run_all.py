@@ -26,7 +26,8 @@ from bench import REPO
 from bench._support import Figure, fmt, machine, print_figures
 
 RESULTS = REPO / "bench" / "RESULTS.md"
-ORDER = ("imports", "cpu", "real_clients", "channels", "hostile", "cost", "poller", "dispatch", "alerts", "e2e")
+ORDER = ("imports", "cpu", "real_clients", "channels", "hostile", "cost", "payments", "poller", "dispatch", "alerts",
+         "e2e")
 FLOORS = ("e2e", "poller")  # benchmarks whose anchor is the least the work can cost, not a competing design
 
 
@@ -168,6 +169,33 @@ webhook_ingest, then their intake messages in SQS batches of 10 through status_m
 in-memory DynamoDB fake per round; pulled channels' orders as the fake platforms serve them,
 through status_mapper. ANCHOR: the `mall` channel in the same run. GOAL: >= 5,000 events/s/core
 for each channel, ingest and mapping.
+
+**bench.payments** - money in. Per provider (WeChat Pay, Alipay), notifications built, encrypted and
+signed by the local providers (`infra.standins.wechatpay`, `.alipay`) for mall orders the hub already
+holds: every order paid, some refunded in part, WeChat Pay refunds reported abnormal then finished by
+hand and refunds closed, Alipay trades closed by a full refund and trades finished; ~10 % delivered again
+16-40 callbacks later (WeChat Pay signs each attempt anew, Alipay resends the same form). CPU:
+webhook_ingest (authenticate: RSA-SHA256 verify; parse: AES-256-GCM decrypt or the form) and
+status_mapper (order read, event log, the ledger's conditional PutItem on `payments`, order write) on
+real boto3 clients (bench.wire, the stub's CPU taken out), batches of 10, chunks alternating with the
+anchor, each chunk's best of the repeats; "each step alone" (best of 3 over 200 callbacks: the RSA
+verification, AES-GCM, authenticate, parse, both functions on in-process fakes, the ledger's item and
+PutItem) shows where the time goes. ANCHOR: the mall channel (HMAC-signed JSON, books nothing) on the
+same path in the same run. GOAL: ingest + mapping >= 2,000 callbacks/s/core. Write units: from the items
+written, as bench.cost counts them, except that an index write is billed on what the index copies
+(`by-day` holds the keys and `r`; bench.billing bills every index as ALL), checked against
+`orderhub.store.ledger.booking_write_units` for every record booked; per intake message, first
+deliveries and resends apart; a redelivery that reaches the ledger (a crash between the ledger and order
+writes) by booking every callback's records a second time. ANCHOR, on the same fakes with the same
+items: the callback made idempotent the common way, Powertools `idempotent_function`
+(DynamoDBPersistenceLayer: in-progress PutItem + completion UpdateItem, keyed by the notification, kept
+26 h to outlive the providers' resends) around a plain PutItem of each ledger item, as the ledger of the
+same mapper. GOAL: <= 2 write units per ledger record booked (table + index). Cost: both providers'
+callbacks interleaved, billed as bench.cost bills (same prices and model; batches at 10 callbacks/s and
+at a 300/s peak, each its own mapper run; the ingest half is identical and runs once): HTTP API, Lambda
+requests and GB-s, SQS, DynamoDB writes and reads with the index, Secrets Manager reads per execution
+environment, CloudWatch Logs, the replies' egress. The orders stream, domain events and fan-out behind
+the mapper are bench.cost's (the same for both designs). No cost goal (information).
 
 **bench.poller** - `orderhub.pull.poller.poll_shop` over real local HTTP against each fake
 platform (infra.standins.platforms, started in this process: it checks signatures, tokens and timestamps as the
