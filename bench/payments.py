@@ -11,8 +11,8 @@ refund closed (REFUND.CLOSED); Alipay pays every order (TRADE_SUCCESS), refunds 
 (TRADE_SUCCESS + refund_fee), every 20th the rest (TRADE_CLOSED), and every 7th reports the trade finished
 (TRADE_FINISHED: the same payment again, nothing new to book). About 10 % of the notifications arrive
 again 16-40 callbacks later, as the providers resend one they think unacknowledged (WeChat Pay signs each
-attempt anew; Alipay resends the same signed form). Every request is an API Gateway HTTP API v2.0 event of
-its own route; the handlers' clocks are fixed at the run's start (the signatures are made for it).
+attempt anew; Alipay resends the same signed form). Every request is an API Gateway HTTP API v2.0 event for
+POST /webhooks/<provider>; the handlers' clocks are fixed at the run's start (the signatures are made for it).
 
 CPU, per provider: functions.webhook_ingest (verify, decrypt, read, enqueue) and functions.status_mapper
 (the order read, the event log, the ledger's conditional PutItem on the payments table, the order write)
