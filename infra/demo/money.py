@@ -776,6 +776,8 @@ def _journal_check(runtime: Any, config_path: str, sent: Sent, day: str, tz: str
     import csv
     import io
 
+    from infra.cli.reports import table
+
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / f"journal-{day}.csv"
         code, _ = cli(["ledger", "journal", day, "--out", str(path)], runtime, config_path)
@@ -788,8 +790,8 @@ def _journal_check(runtime: Any, config_path: str, sent: Sent, day: str, tz: str
     if show:
         out(f"  $ orderhub ledger journal {day} --out journal-{day}.csv: {len(rows)} lines, debits {_yuan(debit)}, "
             f"credits {_yuan(credit)}; this story's {_yuan(ours)}")
-        for row in [r for r in rows if r["channel_order_id"] in sent.orders][:4]:
-            out(f"    {row['channel_order_id']:<18} {row['summary'][:40]:<40} {row['account']:<22} "
-                f"{row['debit']:>8} {row['credit']:>8}")
+        sample = [[r["channel_order_id"], r["summary"][:36], r["account"], r["debit"], r["credit"]]
+                  for r in rows if r["channel_order_id"] in sent.orders][:4]
+        _indented(table(["order", "summary", "account", "debit", "credit"], sample), out)
     checks.append((f"journal {day} balances and books this story's confirmed money",
                    code == 0 and bool(rows) and debit == credit and ours == want))
