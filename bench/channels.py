@@ -100,6 +100,7 @@ def measure(rounds: int, repeats: int, channels: tuple[str, ...]) -> dict[str, t
     apply_environment("status_mapper", config)
     mapper = importlib.import_module("functions.status_mapper.handler")
     from orderhub.store.health import InMemoryChannelHealth
+    from orderhub.store.ledger import DynamoLedger
     from orderhub.store.orders import DynamoOrderStore
 
     mapper._health = InMemoryChannelHealth()
@@ -130,11 +131,11 @@ def measure(rounds: int, repeats: int, channels: tuple[str, ...]) -> dict[str, t
             sqs.keep = True
         batches = [sqs_event(bodies[i:i + 10], "intake", attrs[i:i + 10] if attrs else None)
                    for i in range(0, len(bodies), 10)]
-        stores = [DynamoOrderStore(client=hub_dynamo()) for _ in range(rounds * repeats + 1)]
-        pool = iter(stores)
+        pool = iter([hub_dynamo() for _ in range(rounds * repeats + 1)])
 
         def map_round(_: int, pool=pool, batches=batches, channel=channel) -> None:
-            mapper._store = next(pool)
+            fake = next(pool)  # a fresh table set: the orders, their log and the payments ledger
+            mapper._store, mapper._ledger = DynamoOrderStore(client=fake), DynamoLedger(client=fake)
             for batch in batches:
                 reply = mapper.lambda_handler(batch, mapper_ctx)
                 if reply.get("batchItemFailures"):

@@ -225,6 +225,7 @@ def run_ours(config, sends: list, dispatcher, traffic: Traffic) -> FlowResult:
     from orderhub.bus.publisher import EventBridgePublisher
     from orderhub.intake import IntakeQueue
     from orderhub.store.health import ChannelHealth
+    from orderhub.store.ledger import DynamoLedger
     from orderhub.store.orders import DynamoOrderStore
 
     bill = Bill(events=len(sends))
@@ -247,6 +248,7 @@ def run_ours(config, sends: list, dispatcher, traffic: Traffic) -> FlowResult:
     dynamo = hub_dynamo(rec)
     client = wire.client("dynamodb", dynamo)
     mapper._store, mapper._health = DynamoOrderStore(client=client), ChannelHealth(client=client)
+    mapper._ledger = DynamoLedger(client=client)
     run_batches(bill, wire, "status_mapper", mapper.lambda_handler,
                 [sqs_event(bodies[s:e], "intake", attrs[s:e]) for s, e in _intake_batches(bill, bodies, traffic)],
                 FakeLambdaContext(physical("status_mapper"), _mem("status_mapper")))

@@ -141,6 +141,7 @@ def bench_mapping(config, bodies: list[str], attrs: list[dict], repeats: int) ->
                                                                                           FakeDynamo, int]:
     """(ours CPU s/event, anchor CPU s/event, outcomes, ours' fake dynamo of the last repeat, events)."""
     from bench.anchors import AnchorMapper
+    from orderhub.store.ledger import DynamoLedger
     from orderhub.store.orders import DynamoOrderStore
 
     apply_environment("status_mapper", config)
@@ -158,6 +159,7 @@ def bench_mapping(config, bodies: list[str], attrs: list[dict], repeats: int) ->
     def reset() -> None:
         state["dynamo"] = hub_dynamo()
         handler._store = DynamoOrderStore(client=state["dynamo"])
+        handler._ledger = DynamoLedger(client=state["dynamo"])
         for table in anchor_dynamo.tables.values():
             table.clear()
 
@@ -365,10 +367,12 @@ def run(events: int = 3000, repeats: int = 5, breakdown: bool = True) -> list[Fi
         details.append("ingest, µs per request, each step alone: " + "; ".join(
             f"{label} {us:.0f}" for label, us in ingest_breakdown(config, requests)))
         apply_environment("status_mapper", config)
+        from orderhub.store.ledger import DynamoLedger
         from orderhub.store.orders import DynamoOrderStore
 
         mapper = importlib.import_module("functions.status_mapper.handler")
-        mapper._store = DynamoOrderStore(client=hub_dynamo())
+        fake = hub_dynamo()
+        mapper._store, mapper._ledger = DynamoOrderStore(client=fake), DynamoLedger(client=fake)
         mctx = FakeLambdaContext(physical("status_mapper"), 512)
         details.append("status mapping, share of CPU in context (cProfile, cumulative %): " + "; ".join(
             f"{label} {pct:.0f} %" for label, pct in profile_shares(

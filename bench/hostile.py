@@ -136,6 +136,7 @@ class Harness:
 
     def measure(self, label: str, payload: dict[str, Any], headers: dict[str, str]) -> Cost:
         from orderhub.store.health import ChannelHealth
+        from orderhub.store.ledger import DynamoLedger
         from orderhub.store.orders import DynamoOrderStore
 
         event = self.request(payload, headers)
@@ -152,10 +153,12 @@ class Harness:
         def fresh_fakes() -> None:
             dynamo = hub_dynamo()
             self.mapper._store, self.mapper._health = DynamoOrderStore(client=dynamo), ChannelHealth(client=dynamo)
+            self.mapper._ledger = DynamoLedger(client=dynamo)
 
         def fresh_real() -> None:
             self.stub.fakes["dynamodb"] = hub_dynamo()
             self.mapper._store = DynamoOrderStore(client=self.real_dynamo)
+            self.mapper._ledger = DynamoLedger(client=self.real_dynamo)
             self.mapper._health = ChannelHealth(client=self.real_dynamo)
             self.stub.reset_counts()
 

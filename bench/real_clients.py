@@ -194,6 +194,7 @@ class Bench:
 
     def mapping(self, bodies: list[str], attrs: list[dict]) -> FakeDynamo:
         from orderhub.store.health import ChannelHealth
+        from orderhub.store.ledger import DynamoLedger
         from orderhub.store.orders import DynamoOrderStore
 
         apply_environment("status_mapper", self.config)
@@ -202,19 +203,23 @@ class Bench:
         batches = [sqs_event(bodies[i:i + 10], "intake", attrs[i:i + 10]) for i in range(0, len(bodies), 10)]
         real = real_client("dynamodb", self.stub)
         real_store, real_health = DynamoOrderStore(client=real), ChannelHealth(client=real)
+        real_ledger = DynamoLedger(client=real)
         state: dict[str, Any] = {}
 
         def reset() -> None:
             state["fake"] = hub_dynamo()
             state["fake_store"] = DynamoOrderStore(client=state["fake"])
+            state["fake_ledger"] = DynamoLedger(client=state["fake"])
             state["fake_health"] = ChannelHealth(client=state["fake"])
             self.stub.fakes["dynamodb"] = hub_dynamo()
 
-        def use(store: Callable[[], Any], health: Callable[[], Any]) -> Callable[[], None]:
-            return lambda: (setattr(handler, "_store", store()), setattr(handler, "_health", health()))
+        def use(store: Callable[[], Any], health: Callable[[], Any], ledger: Callable[[], Any]) -> Callable[[], None]:
+            return lambda: (setattr(handler, "_store", store()), setattr(handler, "_health", health()),
+                            setattr(handler, "_ledger", ledger()))
 
-        paths = {"fakes": Path(use(lambda: state["fake_store"], lambda: state["fake_health"]), False),
-                 "real clients": Path(use(lambda: real_store, lambda: real_health), True)}
+        paths = {"fakes": Path(use(lambda: state["fake_store"], lambda: state["fake_health"],
+                                   lambda: state["fake_ledger"]), False),
+                 "real clients": Path(use(lambda: real_store, lambda: real_health, lambda: real_ledger), True)}
 
         def lambda_handler(batch: dict) -> Any:
             return handler.lambda_handler(batch, ctx)
