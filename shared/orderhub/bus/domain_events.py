@@ -70,8 +70,8 @@ def _entry(m: Movement) -> LedgerEntry:
                        occurred_at=m.occurred_at, business_date=m.business_date)
 
 
-class OrderChange(BaseModel):
-    """The `detail` of every order domain event. No personal data."""
+class _OrderEventHead(BaseModel):
+    """What every domain event's `detail` starts with: its id and the order (version) it is about."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -82,6 +82,11 @@ class OrderChange(BaseModel):
     channel: str
     channel_order_id: str
     shop_id: str
+
+
+class OrderChange(_OrderEventHead):
+    """The `detail` of every order domain event. No personal data."""
+
     status: OrderStatus
     previous_status: OrderStatus | None
     payment_status: PaymentStatus
@@ -112,18 +117,9 @@ class OrderChange(BaseModel):
     occurred_at: str
 
 
-class MoneyMovement(BaseModel):
+class MoneyMovement(_OrderEventHead):
     """The `detail` of every money domain event: one ledger movement and its order's money after it."""
 
-    model_config = ConfigDict(frozen=True)
-
-    event_id: str
-    schema_version: int = SCHEMA_VERSION
-    order_id: str
-    order_version: int
-    channel: str
-    channel_order_id: str
-    shop_id: str
     movement: LedgerEntry
     paid_amount: int  # the order's confirmed payments, after this movement
     refunded_amount: int
