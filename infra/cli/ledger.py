@@ -24,9 +24,12 @@ import argparse
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra.cli.common import aws_client, aws_options, physical, stage_config
+
+if TYPE_CHECKING:
+    from orderhub.payments.ledger import LedgerRecord
 
 EXIT_REFUSED = 1
 EXIT_BAD_INPUT = 2
@@ -138,17 +141,29 @@ def _local(iso: str, business_tz: str) -> str:
     return datetime.fromisoformat(iso).astimezone(ZoneInfo(business_tz)).strftime("%Y-%m-%d %H:%M")
 
 
-def _day(args: argparse.Namespace) -> int:
-    from infra.cli.reports import table
-    from orderhub.payments.journal import day_records, day_view, parse_day
+def _records_of_day(args: argparse.Namespace) -> tuple[str, Any, list[LedgerRecord]] | None:
+    """(the business day, the stage's configuration, the day's records and their orders' history), or None
+    (said on stderr) when the date is not one."""
+    from orderhub.payments.journal import day_records, parse_day
 
     try:
         day = parse_day(args.date)
     except ValueError as exc:
         print(str(exc), file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return None
     config = stage_config(args)
-    view = day_view(day, day_records(payments_ledger(args, config), order_store(args, config), day))
+    return day, config, day_records(payments_ledger(args, config), order_store(args, config), day)
+
+
+def _day(args: argparse.Namespace) -> int:
+    from infra.cli.reports import table
+    from orderhub.payments.journal import day_view
+
+    found = _records_of_day(args)
+    if found is None:
+        return EXIT_BAD_INPUT
+    day, config, records = found
+    view = day_view(day, records)
     if not view["totals"]:
         print(f"{day}: no ledger records")
         return 0
@@ -162,16 +177,13 @@ def _day(args: argparse.Namespace) -> int:
 
 
 def _journal(args: argparse.Namespace) -> int:
-    from orderhub.payments.journal import accounts_from_env, day_records, journal_csv, journal_lines, parse_day
+    from orderhub.payments.journal import accounts_from_env, journal_csv, journal_lines
 
-    try:
-        day = parse_day(args.date)
-    except ValueError as exc:
-        print(str(exc), file=sys.stderr)
+    found = _records_of_day(args)
+    if found is None:
         return EXIT_BAD_INPUT
-    config = stage_config(args)
-    lines = journal_lines(day_records(payments_ledger(args, config), order_store(args, config), day), day,
-                          accounts_from_env())
+    day, _, records = found
+    lines = journal_lines(records, day, accounts_from_env())
     data = journal_csv(lines)
     if args.out:
         args.out.write_bytes(data)
