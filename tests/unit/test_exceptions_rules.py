@@ -233,3 +233,11 @@ def test_a_reversed_or_pending_movement_is_not_money_for_any_rule():
 def test_money_exceptions_belong_to_finance():
     for rule in (Rule.PAID_TWICE, Rule.PAID_AFTER_CLOSE, Rule.AMOUNT_MISMATCH, Rule.REFUND_WITHOUT_PAYMENT):
         assert RULES.route(rule).owner == "finance"
+
+
+def test_every_rule_has_words_for_the_people_it_alerts_and_a_type():
+    from orderhub.exceptions.model import RULE_TYPE
+    from orderhub.exceptions.watchdog import rule_text
+
+    for rule in Rule:
+        assert rule_text(rule, RULES) and rule in RULE_TYPE

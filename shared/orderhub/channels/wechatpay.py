@@ -257,6 +257,14 @@ class WeChatPayChannel(Channel):
 
     def parse(self, body: bytes, received_headers: Mapping[str, str] | None = None,
               rules: FieldRules = NO_RULES) -> list[OrderEvent]:
+        return self._parse(body, rules, None)
+
+    def parse_with(self, body: bytes, received_headers: Mapping[str, str] | None,
+                   settings: ChannelSettings) -> list[OrderEvent]:
+        """`parse` with the settings webhook ingest (or the mapper) already holds: not read a second time."""
+        return self._parse(body, settings.field_rules, settings)
+
+    def _parse(self, body: bytes, rules: FieldRules, given: ChannelSettings | None) -> list[OrderEvent]:
         envelope = loads_decimal(body)
         if not isinstance(envelope, dict):
             raise Malformed("body must be a JSON object")
@@ -273,7 +281,7 @@ class WeChatPayChannel(Channel):
         original_type, status = meaning
         if head.resource.original_type != original_type:
             raise Malformed(f"resource.original_type: {event_type} carries a {original_type}")
-        settings = self.settings_source()
+        settings = given if given is not None else self.settings_source()
         plaintext = decrypt(head.resource.ciphertext, head.resource.nonce, head.resource.associated_data,
                             settings.secrets)
         resource = read_json_document(plaintext, "resource (decrypted)")

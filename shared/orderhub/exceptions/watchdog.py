@@ -268,10 +268,14 @@ def rule_text(rule: Rule, rules: ExceptionRules) -> str:
     """What the rule means, in the configured thresholds (alert titles, the report)."""
     payment = _duration(rules.payment_unconfirmed_after_min)
     return {
-        Rule.PAYMENT_UNCONFIRMED: f"paid, no payment confirmation after {payment}",
+        Rule.PAYMENT_UNCONFIRMED: f"paid, no payment confirmed in the ledger after {payment}",
         Rule.NOT_SHIPPED: f"paid, not shipped after {_duration(rules.not_shipped_after_min)}",
         Rule.NO_OUTBOUND: f"ship requested, no warehouse outbound after {_duration(rules.no_outbound_after_min)}",
         Rule.SHIPPED_AFTER_CANCEL: "cancelled, yet the goods left the warehouse: intercept the parcel",
         Rule.UNKNOWN_SKU: "order lines with SKUs not in the catalogue",
         Rule.RISK_HOLD: "held by the channel (risk control, account): review",
+        Rule.PAID_TWICE: "paid twice: refund the surplus",
+        Rule.PAID_AFTER_CLOSE: "paid after the order was cancelled: refund it",
+        Rule.AMOUNT_MISMATCH: "the provider's confirmed amount is not the order's",
+        Rule.REFUND_WITHOUT_PAYMENT: f"refunded, no payment confirmed after {payment}",
     }[rule]
