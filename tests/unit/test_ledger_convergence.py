@@ -169,3 +169,51 @@ def test_a_record_the_ledger_holds_with_other_money_stands_as_first_booked_on_th
     map_message(message, store, CLOCK, ledger=ledger)
     order = store.get_order(ORDER)
     assert order.paid_amount == 1 and [line.amount for line in order.ledger.values()] == [1]
+
+
+# The same, with the providers' own notifications (made and signed by the local WeChat Pay and Alipay, read
+# by the channels as webhook ingest reads them) beside the shop's events.
+
+def _notified_day() -> tuple[list[OrderEvent], tuple[int, int]]:
+    from infra.config import load_config
+    from infra.standins.alipay import AlipayStandIn
+    from infra.standins.wechatpay import from_config
+    from orderhub.channels import get_channel
+    from orderhub.channels.base import ChannelSettings
+
+    config = load_config()
+    clock = FixedClock(T0 + timedelta(hours=2))  # the providers notify what has happened
+    wechat, alipay = from_config(config, "http://unused", clock), AlipayStandIn.from_config(config, "http://x", clock)
+    paid = wechat.payment_notification("M1", 25800, T0 + timedelta(minutes=2))
+    wx = paid.resource["transaction_id"]
+    abnormal = wechat.refund_notification(wx, 5000, "ABNORMAL", T0 + timedelta(minutes=30))
+    notes = [paid, abnormal,
+             wechat.refund_notification(wx, 5000, "SUCCESS", T0 + timedelta(minutes=45),
+                                        refund_id=abnormal.resource["refund_id"]),
+             wechat.refund_notification(wx, 700, "CLOSED", T0 + timedelta(minutes=50))]
+    trade = alipay.pay("M1", 25800, T0 + timedelta(minutes=3))
+    alipay.refund(trade, 1000, "B1", T0 + timedelta(minutes=60))
+    alipay.refund(trade, 24800, "B2", T0 + timedelta(minutes=70))
+    events: list[OrderEvent] = []
+    for name, bodies in (("wechatpay", [(wechat.request(n)[0], n.body) for n in notes]),
+                         ("alipay", [(n.headers, n.body) for n in alipay.notifications])):
+        channel, document = get_channel(name), config.channels[name]
+        settings = ChannelSettings(secrets=tuple(document.secrets),
+                                   options={**document.options, **document.secret_options})
+        for headers, body in bodies:
+            events += channel.parse_with(body, headers, settings)
+    # What was sent: WeChat Pay 258.00 and Alipay 258.00 in; refunded WeChat Pay 50.00 (the abnormal refund
+    # finished; the closed one never happened) and Alipay all 258.00 (its last refunded total)
+    return events, (25800 + 25800, 5000 + 25800)
+
+
+NOTIFIED, NOTIFIED_MONEY = _notified_day()
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.permutations(SHOP + NOTIFIED), st.lists(st.integers(0, len(SHOP + NOTIFIED) - 1), max_size=6))
+def test_the_providers_notifications_in_any_order_and_repeated_book_what_they_sent(arrived, repeats):
+    store = deliver(list(arrived) + [arrived[i] for i in repeats])
+    order = store.get_order(ORDER)
+    assert (order.paid_amount, order.refunded_amount) == NOTIFIED_MONEY
+    assert set(store.records) == set(deliver(SHOP + NOTIFIED).records) == set(order.ledger)
