@@ -43,7 +43,7 @@ from orderhub.models.order import (
     Stamp,
     updated,
 )
-from orderhub.payments.ledger import business_date, channel_method, line_of, money, with_lines
+from orderhub.payments.ledger import Money, business_date, channel_method, line_of, money, with_lines
 
 _MILESTONE_OF_KIND = {
     EventKind.CREATED: "created_at",
@@ -240,23 +240,25 @@ def claimed_lines(order: Order, event: OrderEvent, at: str) -> list[LedgerLine]:
     order_ref = (order.channel_order_id or event.channel_order_id)[:64]
     if not order_ref:
         return []
+    provider = order.channel or event.channel
+    known = order.ledger
     lines = []
     payment = event.payment
     if payment is not None and payment.amount > 0:
         when = event.milestone_times.get(EventKind.PAID) if event.milestone_times else None
         paid_at = event_iso(when) if when is not None else at
-        lines.append(LedgerLine(
-            provider=order.channel or event.channel, kind=MoneyKind.PAYMENT, reference=order_ref,
-            state=MoneyState.CONFIRMED, amount=payment.amount, currency=currency, method=method,
-            payment_reference=payment.transaction_id, merchant_reference=order_ref, occurred_at=paid_at,
-            business_date=business_date(paid_at)))
-    for fact in event.aftersales:
-        if fact.state is AftersaleState.REFUNDED and fact.amount > 0:
+        if f"{provider}:payment:{order_ref}#confirmed@{paid_at}" not in known:  # a snapshot repeats its payment
             lines.append(LedgerLine(
-                provider=order.channel or event.channel, kind=MoneyKind.REFUND, reference=fact.case_id,
-                state=MoneyState.CONFIRMED, amount=fact.amount, currency=currency, method=method,
-                payment_reference=order_ref, merchant_reference=order_ref, occurred_at=at,
-                business_date=business_date(at)))
+                provider=provider, kind=MoneyKind.PAYMENT, reference=order_ref, state=MoneyState.CONFIRMED,
+                amount=payment.amount, currency=currency, method=method, payment_reference=payment.transaction_id,
+                merchant_reference=order_ref, occurred_at=paid_at, business_date=business_date(paid_at)))
+    for fact in event.aftersales:
+        if fact.state is AftersaleState.REFUNDED and fact.amount > 0 \
+                and f"{provider}:refund:{fact.case_id}#confirmed@{at}" not in known:
+            lines.append(LedgerLine(
+                provider=provider, kind=MoneyKind.REFUND, reference=fact.case_id, state=MoneyState.CONFIRMED,
+                amount=fact.amount, currency=currency, method=method, payment_reference=order_ref,
+                merchant_reference=order_ref, occurred_at=at, business_date=business_date(at)))
     return lines
 
 
@@ -293,9 +295,9 @@ def derive(order: Order) -> Order:
     return order.model_copy(update=_derived(order.__dict__))
 
 
-def _derived(values: dict) -> dict:
-    """The derived fields (statuses, the ledger records a channel's own facts book, the money) of an
-    order's field values."""
+def _derived(values: dict, books: Money | None = None) -> dict:
+    """The derived fields (statuses, the money) of an order's field values; `books`: the money of their
+    ledger, when the caller knows it."""
     m: Milestones = values["milestones"]
     aftersales = values["aftersales"]
     cases = aftersales.values()
@@ -306,7 +308,8 @@ def _derived(values: dict) -> dict:
     deposit = m.deposit_paid_at is not None or values["deposit_stamp"] is not None
     claimed_amount = values["payment_claim"] if payment_stamp is not None else (total_amount if claimed_paid else 0)
 
-    books = money(values["ledger"], values["currency"])
+    if books is None:
+        books = money(values["ledger"], values["currency"])
     paid = claimed_paid or books.confirmed
     refunded = max(claimed_refund, books.refunded)
     basis = books.paid or claimed_amount or total_amount
@@ -402,7 +405,12 @@ def event_update(current: Order | None, event: OrderEvent,
     order = current or _new_order(event, order_id)
     update = _merge_update(order, event)
     values = {**order.__dict__, **update} if update else order.__dict__
-    for field, value in _derived(values).items():
+    books = None
+    if current is not None and current.ledger and "ledger" not in update and "currency" not in update:
+        # The same ledger: the same money as the stored order's (most events of a paid order move no money).
+        books = Money(paid=current.paid_amount, refunded=current.refunded_amount,
+                      confirmed=current.payment_confirmed)
+    for field, value in _derived(values, books).items():
         if value != values[field]:
             update[field] = value
     status = update.get("status", order.status)

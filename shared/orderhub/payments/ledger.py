@@ -18,7 +18,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -40,8 +40,15 @@ def _zone(name: str) -> ZoneInfo:
 
 def business_date(at: datetime | str, tz: str | None = None) -> str:
     """The business day (default Asia/Shanghai) an instant belongs to: 23:59:59 CST is still today."""
-    when = datetime.fromisoformat(at) if isinstance(at, str) else at
-    return when.astimezone(_zone(tz or os.environ.get("ORDERHUB_BUSINESS_TZ", "Asia/Shanghai"))).date().isoformat()
+    zone = tz or os.environ.get("ORDERHUB_BUSINESS_TZ", "Asia/Shanghai")
+    if isinstance(at, str):
+        return _day_of_iso(at, zone)  # the same instants recur in every snapshot of an order
+    return at.astimezone(_zone(zone)).date().isoformat()
+
+
+@lru_cache(maxsize=1024)
+def _day_of_iso(at: str, zone: str) -> str:
+    return datetime.fromisoformat(at).astimezone(_zone(zone)).date().isoformat()
 
 
 def line_of(fact: MoneyFact) -> LedgerLine:
@@ -54,9 +61,11 @@ def line_of(fact: MoneyFact) -> LedgerLine:
 
 
 def same_money(a: LedgerLine, b: LedgerLine, with_time: bool = True) -> bool:
-    """Whether two reports agree on the money ("" currency: the order's, agreeing with any)."""
-    return all(getattr(a, name) == getattr(b, name) for name in MONEY_FIELDS
-               if (with_time or name != "occurred_at") and (name != "currency" or (a.currency and b.currency)))
+    """Whether two reports agree on the money (MONEY_FIELDS; "" currency: the order's, agreeing with any)."""
+    return ((a.kind, a.amount, a.method, a.payment_reference, a.cumulative)
+            == (b.kind, b.amount, b.method, b.payment_reference, b.cumulative)
+            and (not with_time or a.occurred_at == b.occurred_at)
+            and (a.currency == b.currency or not a.currency or not b.currency))
 
 
 # Which channels' own "paid" and "refunded" facts are money (PAY-2). A platform collects the buyer's money
@@ -87,7 +96,7 @@ def channel_method(channel: str) -> MethodClass | None:
     return MethodClass.ONLINE
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Movement:
     """One money movement as its records say it stands now."""
 
@@ -115,12 +124,19 @@ class Movement:
 def movements(ledger: Mapping[str, LedgerLine], currency: str = "") -> list[Movement]:
     """The order's movements by (time, entry id), each at its highest state. Pure and order-independent.
     A record that names no currency (a platform's refund report) is in the order's `currency`."""
-    by_entry: dict[str, list[LedgerLine]] = {}
-    for record_id in sorted(ledger):
-        line = ledger[record_id]
-        by_entry.setdefault(line.entry_id, []).append(line)
+    by_entry: dict[str, list[tuple[str, LedgerLine]]] = {}
+    for record_id in sorted(ledger):  # <entry id>#<state>@<time>: the entry id is before the last "#"
+        by_entry.setdefault(record_id.rpartition("#")[0], []).append((record_id, ledger[record_id]))
     found: list[Movement] = []
-    for entry, lines in by_entry.items():
+    for entry, records in by_entry.items():
+        if len(records) == 1:  # nearly every movement: reported once
+            (record_id, first), = records
+            found.append(Movement(
+                entry, first.provider, first.kind, first.reference, first.state, first.amount,
+                first.currency or currency, first.method, first.fee, first.payment_reference,
+                first.merchant_reference, first.occurred_at, first.business_date, (record_id,)))
+            continue
+        lines = [line for _, line in records]
         top = max(lines, key=lambda li: _STATE_RANK[li.state])
         # The money is the first report's (lowest state, earliest time): a movement's amount is fixed when it
         # is first announced, and a platform reporting one refund at two times is one refund.
@@ -131,7 +147,7 @@ def movements(ledger: Mapping[str, LedgerLine], currency: str = "") -> list[Move
             fee=next((li.fee for li in lines if li.fee is not None), None),
             payment_reference=first.payment_reference, merchant_reference=first.merchant_reference,
             occurred_at=first.occurred_at, business_date=first.business_date,
-            records=tuple(li.record_id for li in lines),
+            records=tuple(record_id for record_id, _ in records),
             conflicting=any(not same_money(first, li, with_time=False) for li in lines)))
     _step_cumulative(found, ledger)
     found.sort(key=lambda m: (m.occurred_at, m.entry_id))
@@ -153,14 +169,8 @@ def _step_cumulative(found: list[Movement], ledger: Mapping[str, LedgerLine]) ->
         below = 0
         for i in members:
             total = found[i].amount
-            found[i] = _with_amount(found[i], total - below)
+            found[i].amount = total - below
             below = total
-
-
-def _with_amount(m: Movement, amount: int) -> Movement:
-    from dataclasses import replace
-
-    return replace(m, amount=amount)
 
 
 @dataclass(frozen=True)
@@ -174,14 +184,11 @@ class Money:
     currencies: tuple[str, ...] = ()
     payments: tuple[Movement, ...] = field(default_factory=tuple)  # confirmed, by time
     refunds: tuple[Movement, ...] = field(default_factory=tuple)  # confirmed, by time
+    confirmed: bool = False  # a confirmed payment is among them
 
     @property
     def net(self) -> int:
         return self.paid - self.refunded
-
-    @property
-    def confirmed(self) -> bool:
-        return bool(self.payments)
 
 
 EMPTY = Money()
@@ -197,7 +204,8 @@ def money(ledger: Mapping[str, LedgerLine], currency: str = "") -> Money:
     return Money(paid=sum(m.amount for m in payments), refunded=sum(m.amount for m in refunds),
                  pending_in=sum(m.amount for m in pending if m.kind is MoneyKind.PAYMENT),
                  pending_out=sum(m.amount for m in pending if m.kind is MoneyKind.REFUND),
-                 currencies=tuple(sorted({m.currency for m in moves})), payments=payments, refunds=refunds)
+                 currencies=tuple(sorted({m.currency for m in moves})), payments=payments, refunds=refunds,
+                 confirmed=bool(payments))
 
 
 def with_lines(ledger: Mapping[str, LedgerLine], lines: Iterable[LedgerLine]) -> dict[str, LedgerLine] | None:
