@@ -3,7 +3,7 @@ GET /ledger/days/{date}, GET /ledger/days/{date}/journal.
 
 - `POST /ledger/transfers`: a finance command (`orderhub.payments.commands.CommandRequest`: record a bank
   transfer, confirm or reverse an entry) without its id and actor, which the hub sets: the command id is a
-  fresh UUID, the actor "ops-token" (the bearer token is shared; per-person identity is issue 15). The
+  fresh UUID, the actor "ops-token" (the bearer token is shared: the API does not know the person yet). The
   command is checked against the order's ledger and queued to the intake like a channel's event (ING-9):
   202 with the command id, the entry and the record it will book. Nothing is written here.
 - `GET /ledger/orders/{order_id}` (a hub id, or `channel:number`): the order's movements with their states
@@ -37,7 +37,7 @@ _clock = SystemClock()
 _queue: IntakeQueue | None = None
 _ledger: journal.RecordReader | None = None
 
-# Until issue 15 gives each person their own identity, every API command is the shared token's.
+# The API knows no person yet (one shared bearer token): every API command is the shared token's.
 API_ACTOR = "ops-token"
 MAX_BODY_BYTES = 16 * 1024
 

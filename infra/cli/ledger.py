@@ -196,7 +196,8 @@ def _journal(args: argparse.Namespace) -> int:
 
 
 def actor(by: str | None) -> str:
-    """Who ran the command, as the record keeps it: `cli:<login>` (issue 15 brings per-person identity)."""
+    """Who ran the command, as the record keeps it: `cli:<login>` (the operating system's login: the CLI
+    knows no other identity yet)."""
     if not by:
         import getpass
 
