@@ -51,6 +51,8 @@ def test_the_csv_lists_every_difference_with_exact_amounts_and_the_json_the_figu
     (fee,) = [r for r in rows if r["label"] == "fee"]
     assert (fee["ledger_amount"], fee["statement_amount"], fee["difference"]) == ("100.00 CNY", "99.40 CNY",
                                                                                   "-0.60 CNY")
+    (fx,) = [r for r in rows if r["label"] == "fx"]  # each side in its own currency; no difference without a rate
+    assert (fx["ledger_amount"], fx["statement_amount"], fx["difference"]) == ("42.00 USD", "300.00 CNY", "—")
     summary = json.loads(files["report.json"])["summary"]
     assert summary["statement_lines"] == 12 and summary["matched_lines"] == 6
     assert summary["differences_by_label"]["refund_not_synced"] == 2

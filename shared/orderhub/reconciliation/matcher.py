@@ -83,10 +83,15 @@ class Difference:
     order_ref: str = ""
     reference: str = ""
     note: str = ""
+    ledger_currency: str = ""  # when the sides are in different currencies (FX): each side's own
+    statement_currency: str = ""
 
     @property
-    def amount(self) -> int:
-        """Statement less ledger: what the books must move to agree (a journal line's amount)."""
+    def amount(self) -> int | None:
+        """Statement less ledger: what the books must move to agree (a journal line's amount); None when the
+        sides are in different currencies (no difference can be taken without a rate)."""
+        if self.ledger_currency and self.statement_currency and self.ledger_currency != self.statement_currency:
+            return None
         return self.statement_amount - self.ledger_amount
 
 
@@ -242,9 +247,12 @@ def _amount_differs(rows: Sequence[LedgerRow], lines: Sequence[StatementLine], r
         label, note = Label.DISCOUNT_NOT_BOOKED, "settled less than booked: a discount the hub did not book"
     else:
         label, note = Label.UNCLASSIFIED, "settled more than booked"
+    ledger_currencies = sorted({r.currency for r in rows})
+    statement_currencies = sorted({li.currency for li in lines})
     return Difference(Outcome.AMOUNT_DIFFERS, label, tuple(r.entry_id for r in rows), tuple(li.line_no for li in lines),
                       booked, settled, currencies[0] if currencies else "",
-                      rows[0].order_ref if rows else lines[0].order_ref, reference, note)
+                      rows[0].order_ref if rows else lines[0].order_ref, reference, note,
+                      ",".join(ledger_currencies), ",".join(statement_currencies))
 
 
 def _missing_in_ledger(line: StatementLine) -> Difference:

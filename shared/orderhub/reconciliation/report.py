@@ -106,11 +106,27 @@ def summary(inputs: RunInputs, result: Result) -> dict:
     }
 
 
+def _sides(d: Difference) -> tuple[str, str]:
+    """Each side's currency (they differ only for FX)."""
+    return d.ledger_currency or d.currency, d.statement_currency or d.currency
+
+
 def _difference_row(d: Difference) -> dict:
+    ledger_currency, statement_currency = _sides(d)
     return {"outcome": d.outcome.value, "label": d.label.value, "order_ref": d.order_ref, "reference": d.reference,
             "ledger_entries": list(d.ledger), "statement_lines": list(d.statement), "currency": d.currency,
+            "ledger_currency": ledger_currency, "statement_currency": statement_currency,
             "ledger_amount": d.ledger_amount, "statement_amount": d.statement_amount, "difference": d.amount,
             "suggested_adjustment": ADJUSTMENTS[d.label], "note": d.note}
+
+
+def _money_texts(d: Difference) -> tuple[str, str, str]:
+    """The ledger side, the statement side and the difference, each in its own currency ("—": no difference
+    without a rate)."""
+    ledger_currency, statement_currency = _sides(d)
+    diff = d.amount
+    return (_amount(d.ledger_amount, ledger_currency), _amount(d.statement_amount, statement_currency),
+            "—" if diff is None else _amount(diff, d.currency))
 
 
 def _sorted(differences: Sequence[Difference]) -> list[Difference]:
@@ -136,7 +152,7 @@ def differences_csv(result: Result) -> bytes:
     writer.writerow(CSV_COLUMNS)
     for d in _sorted(result.differences):
         row = _difference_row(d)
-        row.update({k: _amount(row[k], d.currency) for k in ("ledger_amount", "statement_amount", "difference")})
+        row["ledger_amount"], row["statement_amount"], row["difference"] = _money_texts(d)
         row["ledger_entries"] = " ".join(row["ledger_entries"])
         row["statement_lines"] = " ".join(str(n) for n in row["statement_lines"])
         writer.writerow([_cell(str(row[c])) for c in CSV_COLUMNS])
@@ -173,9 +189,8 @@ def report_html(inputs: RunInputs, result: Result) -> bytes:
     rows = "".join(
         f"<tr><td>{esc(d.label.value.replace('_', ' '))}</td><td>{esc(d.outcome.value.replace('_', ' '))}</td>"
         f"<td>{esc(d.order_ref)}</td><td class=mono>{esc(d.reference)}</td>"
-        f"<td class=n>{esc(_amount(d.ledger_amount, d.currency))}</td>"
-        f"<td class=n>{esc(_amount(d.statement_amount, d.currency))}</td>"
-        f"<td class=n>{esc(_amount(d.amount, d.currency))}</td><td>{esc(ADJUSTMENTS[d.label])}</td></tr>"
+        + "".join(f"<td class=n>{esc(text)}</td>" for text in _money_texts(d))
+        + f"<td>{esc(ADJUSTMENTS[d.label])}</td></tr>"
         for d in _sorted(result.differences))
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -192,7 +207,7 @@ h1 {{ font-size: 1.5rem; margin-bottom: .25rem; }}
 table {{ border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; font-size: .9rem; }}
 th, td {{ border-bottom: 1px solid #d0d7de; padding: .4rem .5rem; text-align: left; vertical-align: top; }}
 th {{ background: #f6f8fa; }}
-td.n {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
+td.n, th.n {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
 .mono {{ font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: .8rem; }}
 .muted {{ color: #57606a; }}
 </style></head><body>
