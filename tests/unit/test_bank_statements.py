@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from orderhub.reconciliation.formats._bank import AmountError, minor_units
 from orderhub.reconciliation.formats.camt053 import read_camt053
@@ -161,3 +163,94 @@ def test_camt053_pending_entry_is_refused():
     data = (BANK / "camt053_boc.xml").read_bytes().replace(b"<Sts>BOOK</Sts>", b"<Sts>PDNG</Sts>", 1)
     with pytest.raises(StatementRefused, match="PDNG"):
         read_camt053(data, bank="boc")
+
+
+# --- bank CSV by mapping -------------------------------------------------------------------------------------
+
+def _csv(name: str, bank: str, **changes):
+    from orderhub.reconciliation.formats.bank_csv import DEFAULT_MAPPINGS, read_bank_csv
+
+    mapping = DEFAULT_MAPPINGS[bank].model_copy(update=changes) if changes else DEFAULT_MAPPINGS[bank]
+    return read_bank_csv((BANK / name).read_bytes(), mapping)
+
+
+def test_icbc_csv_answer_key():
+    statement = _csv("icbc_detail.csv", "icbc")
+    assert [_fields(line) for line in statement.lines] == [
+        (8, LineKind.PAYMENT, 158000, "CNY", "2026-03-13T16:00:00+00:00", "", "", "转账 货款 M20260314003",
+         "杭州青禾文具有限公司 6217001234567890"),
+        (9, LineKind.OTHER, 3650, "CNY", "2026-03-13T16:00:00+00:00", "", "", "退款 退款 M20260301009",
+         "王某某 6228480012345678"),
+    ]
+    assert statement.lines[0].raw["余额"] == "126,580.00"
+
+
+def test_ccb_csv_answer_key():
+    statement = _csv("ccb_detail.csv", "ccb", money_out="refund")
+    assert [_fields(line) for line in statement.lines] == [
+        (7, LineKind.PAYMENT, 299990, "CNY", "2026-03-13T16:00:00+00:00", "", "", "转账存入 货款 M20260314004",
+         "6222020200998877665/宁波海曙百货有限公司"),
+        (8, LineKind.REFUND, 9900, "CNY", "2026-03-13T16:00:00+00:00", "", "", "转账支出 退款 M20260305002",
+         "6228480012345678/赵某某"),
+    ]
+
+
+def test_gbk_export_with_serial_time_and_fixed_currency():
+    from orderhub.reconciliation.formats.bank_csv import BankCsvMapping, read_bank_csv
+
+    mapping = BankCsvMapping(bank="cmb", encoding="gbk", date="交易日期", date_format="%Y%m%d", time="交易时间",
+                             amount="金额", money_in_sign="negative", fixed_currency="CNY", serial="流水号",
+                             remark=("用途",))
+    data = "交易日期,交易时间,金额,流水号,用途\r\n20260314,09:30:00,-12.00,CMB001,货款\r\n".encode("gbk")
+    (line,) = read_bank_csv(data, mapping).lines
+    assert _fields(line) == (2, LineKind.PAYMENT, 1200, "CNY", "2026-03-14T01:30:00+00:00", "CMB001", "", "货款", "")
+
+
+@given(st.permutations(range(15)))
+def test_csv_column_order_does_not_change_the_lines(order):
+    import csv
+    import io
+
+    from orderhub.reconciliation.formats.bank_csv import DEFAULT_MAPPINGS, read_bank_csv
+
+    text = (BANK / "icbc_detail.csv").read_bytes().decode("utf-8-sig")
+    head, table = text.split("\r\n", 6)[:6], text.split("\r\n", 6)[6]
+    rows = list(csv.reader(io.StringIO(table)))
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(
+        [[row[i] if i < len(row) else "" for i in order] for row in rows])
+    shuffled = "\r\n".join(head) + "\r\n" + out.getvalue()
+    expected = _csv("icbc_detail.csv", "icbc").lines
+    assert read_bank_csv(shuffled.encode("utf-8"), DEFAULT_MAPPINGS["icbc"]).lines == expected
+
+
+@pytest.mark.parametrize(("old", "new", "line_no", "reason"), [
+    ('"1,580.00",,人民币,"1,580.00"', '"1,580.00",,人民币,"1e3"', 8, "not an amount"),
+    (',36.5,人民币,,36.5,', ',36.5,人民币,,-0.001,', 9, "not exact"),
+    (',36.5,人民币,,36.5,', ',36.5,人民币,,-36.5,', 9, "signed amount"),
+    (',36.5,人民币,,36.5,', ',36.5,人民币,,0.001,', 9, "not exact"),
+    (',36.5,人民币,,36.5,', ',36.5,人民币,9,36.5,', 9, "both in and out"),
+    ("2026-03-14,退款", "2026/03/14,退款", 9, "date"),
+    (',36.5,人民币,,36.5,人民币', ',36.5,人民币,,36.5,日元', 9, "not exact"),
+    (',36.5,人民币,,36.5,人民币', ',36.5,人民币,,36.5,卢布', 9, "unknown currency"),
+    ("记账金额(支出)", "记账金额（支出）", 7, "no column"),
+])
+def test_a_bad_csv_row_refuses_the_file_with_its_line(old, new, line_no, reason):
+    from orderhub.reconciliation.formats.bank_csv import DEFAULT_MAPPINGS, read_bank_csv
+
+    text = (BANK / "icbc_detail.csv").read_bytes().decode("utf-8-sig")
+    assert old in text
+    with pytest.raises(StatementRefused, match=reason) as refused:
+        read_bank_csv(text.replace(old, new, 1).encode("utf-8"), DEFAULT_MAPPINGS["icbc"])
+    assert refused.value.line_no == line_no
+
+
+def test_a_mapping_must_say_one_way_to_the_amount_and_the_currency():
+    from pydantic import ValidationError
+
+    from orderhub.reconciliation.formats.bank_csv import BankCsvMapping
+
+    with pytest.raises(ValidationError):
+        BankCsvMapping(bank="x1", date="d", amount="a", credit="c", debit="e", fixed_currency="CNY")
+    with pytest.raises(ValidationError):
+        BankCsvMapping(bank="x1", date="d", amount="a")
