@@ -20,7 +20,6 @@ from typing import Any
 from orderhub.reconciliation.formats._bank import DEFAULT_BANK_TZ, AmountError, bank_zone, minor_units, utc_iso
 from orderhub.reconciliation.statements import LineKind, Statement, StatementLine, StatementRefused
 
-_TAG61 = re.compile(r"^:61:", re.MULTILINE)
 _STATEMENT_START = re.compile(r"^:20:", re.MULTILINE)
 _MONEY_IN = {"C": True, "RD": True, "D": False, "RC": False}
 
@@ -37,7 +36,7 @@ def read_mt940(data: bytes | str, *, bank: str, tz: str = DEFAULT_BANK_TZ,
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     text = text.replace("\r\n", "\n").lstrip("\ufeff")
     zone = bank_zone(tz)
-    line_of_61 = [text.count("\n", 0, m.start()) + 1 for m in _TAG61.finditer(text)]
+    line_of_61 = [number for number, row in enumerate(text.split("\n"), start=1) if row.startswith(":61:")]
     blocks = [m.start() for m in _STATEMENT_START.finditer(text)]
     if not blocks:
         raise StatementRefused(source, 1, "no :20: statement in the file")
