@@ -19,10 +19,13 @@ that shared the reader's helpers would agree with any mistake in them.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+from infra.standins.alipay import AlipayStandIn
 from infra.standins.wechatpay import WeChatPayStandIn
 
 BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -131,3 +134,79 @@ def wechatpay_trade_bill(standin: WeChatPayStandIn, day: date, fee_rate_bp: int 
         str(count), _units(settle, 2), _units(refunded, 2), "0.00", _units(fees, 5), _units(ordered, 2),
         _units(asked, 2))))
     return ("\r\n".join(lines) + "\r\n").encode("utf-8")
+
+
+# Alipay ------------------------------------------------------------------------------------------------
+
+
+def alipay_movements(standin: AlipayStandIn, day: date) -> list[dict[str, Any]]:
+    """What the Alipay business bill of `day` lists, from the stand-in's queued notifications: each payment
+    once (at gmt_payment), each refund once (at gmt_refund, its amount the step in refund_fee)."""
+    movements: dict[tuple[str, str, str], dict[str, Any]] = {}
+    refunded: dict[str, int] = {}
+    for notification in standin.notifications:
+        params = notification.params
+        trade_no = params["trade_no"]
+        if "gmt_payment" in params:
+            movements.setdefault(("payment", trade_no, ""), {"kind": "payment", "at": params["gmt_payment"],
+                                                              "amount": _fen(params["total_amount"]), **params})
+        if "gmt_refund" in params:
+            key = ("refund", trade_no, f"{params.get('out_biz_no', '')}@{params['gmt_refund']}")
+            if key not in movements:
+                total = _fen(params["refund_fee"])
+                movements[key] = {"kind": "refund", "at": params["gmt_refund"],
+                                  "amount": total - refunded.get(trade_no, 0), **params}
+                refunded[trade_no] = total
+    wanted = day.isoformat()
+    return sorted((m for m in movements.values() if m["at"][:10] == wanted), key=lambda m: (m["at"], m["kind"]))
+
+
+def _fen(yuan: str) -> int:
+    whole, _, part = yuan.partition(".")
+    return int(whole) * 100 + int((part + "00")[:2])
+
+
+def alipay_business_bill(standin: AlipayStandIn, day: date, fee_rate_bp: int = FEE_RATE_BP) -> bytes:
+    """The zip Alipay would give for `day` of what `standin` notified (bill_type=trade)."""
+    stamp = day.strftime("%Y%m%d")
+    period = (f"#起始日期：[{day:%Y年%m月%d日} 00:00:00]   "
+              f"终止日期：[{day + timedelta(days=1):%Y年%m月%d日} 00:00:00]")
+    head = ["#支付宝业务明细查询", f"#账号：[{standin.seller_id}0156]", period,
+            "#-----------------------------------------业务明细列表----------------------------------------",
+            ",".join(ALIPAY_HEADER)]
+    payments = refunds = ordered = fees = 0
+    rows = []
+    for movement in alipay_movements(standin, day):
+        sign = 1 if movement["kind"] == "payment" else -1
+        amount = sign * movement["amount"]
+        fee = -sign * _fee(movement["amount"], fee_rate_bp)
+        payments, refunds = payments + (sign > 0), refunds + (sign < 0)
+        ordered, fees = ordered + amount, fees + fee
+        values = {"支付宝交易号": movement["trade_no"] + "\t", "商户订单号": movement["out_trade_no"] + "\t",
+                  "业务类型": "交易" if sign > 0 else "退款", "商品名称": movement["subject"],
+                  "创建时间": movement["gmt_create"], "完成时间": movement["at"],
+                  "对方账户": movement["buyer_logon_id"], "订单金额（元）": _units(amount, 2),
+                  "商家实收（元）": _units(amount, 2), "服务费（元）": _units(fee, 2), "分润（元）": "0.00",
+                  "退款批次号/请求号": movement.get("out_biz_no", "") + "\t" if sign < 0 else ""}
+        rows.append(",".join(values.get(name, "0.00" if "（元）" in name else "") for name in ALIPAY_HEADER))
+    tail = ["#-----------------------------------------业务明细列表结束------------------------------------",
+            f"#交易合计：{payments}笔，商家实收共{_units(ordered, 2)}元",
+            f"#导出时间：[{day + timedelta(days=1):%Y年%m月%d日} 09:00:00]"]
+    detail = "\r\n".join([*head, *rows, *tail]) + "\r\n"
+    by_name = {"门店编号": "合计", "门店名称": "", "交易订单总笔数": str(payments), "退款订单总笔数": str(refunds),
+               "订单金额（元）": _units(ordered, 2), "商家实收（元）": _units(ordered, 2),
+               "服务费（元）": _units(fees, 2), "分润（元）": "0.00", "实收净额（元）": _units(ordered + fees, 2)}
+    summary = "\r\n".join([
+        "#支付宝业务汇总查询", f"#账号：[{standin.seller_id}0156]", period,
+        "#-----------------------------------------业务汇总列表----------------------------------------",
+        ",".join(ALIPAY_SUMMARY_HEADER), ",".join(by_name.get(name, "0.00") for name in ALIPAY_SUMMARY_HEADER),
+        "#-----------------------------------------业务汇总列表结束------------------------------------",
+        f"#导出时间：[{day + timedelta(days=1):%Y年%m月%d日} 09:00:00]"]) + "\r\n"
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in ((f"{standin.seller_id}_{stamp}_业务明细.csv", detail),
+                           (f"{standin.seller_id}_{stamp}_业务明细(汇总).csv", summary)):
+            info = zipfile.ZipInfo(name, date_time=(day.year, day.month, day.day, 9, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, text.encode("gbk"))
+    return out.getvalue()
