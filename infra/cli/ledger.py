@@ -1,11 +1,14 @@
-"""`orderhub ledger show | day | journal | record-transfer | confirm | reverse`: finance's side of the payment
-voucher ledger (PAY-2), on the stage's tables and intake queue.
+"""`orderhub ledger show | day | journal | export | record-transfer | confirm | reverse`: finance's side of the
+payment voucher ledger (PAY-2), on the stage's tables and intake queue.
 
 - `show ORDER` (a hub id `oh_...`, or `channel:number`): the order's money and its movements, each with its
   records by id (who reported it, who recorded it, why).
 - `day DATE`: the business day's totals by currency, method class, direction and state.
 - `journal DATE [--out FILE]`: the day's journal lines as CSV for the ERP's voucher import (UTF-8 with BOM;
   `payments.journal` has the accounts scheme); stdout without --out.
+- `export DATE [--out FILE]`: the day's records, and the other records of the orders they name, as JSON lines
+  (`reconciliation.ledger_export`: every field but the payload, sorted by record id), the file finance keeps
+  beside the day's statement and gives `orderhub recon try`; stdout without --out.
 - `record-transfer --order ORDER --amount 123.45 --reference SERIAL --reason TEXT [--currency CNY]`: a bank
   transfer finance saw (pending until confirmed); `--method credit` records a sale on account instead,
   `--kind refund` money paid back. The amount is in the currency's major unit (yuan), converted exactly.
@@ -46,6 +49,9 @@ def register(sub: Any) -> None:
     journal = commands.add_parser("journal", help="a business day's journal lines as CSV (ERP voucher import)")
     journal.add_argument("date", help="YYYY-MM-DD (business time zone)")
     journal.add_argument("--out", type=Path, help="write the CSV here (default: stdout)")
+    export = commands.add_parser("export", help="a business day's records as JSON lines (for `orderhub recon try`)")
+    export.add_argument("date", help="YYYY-MM-DD (business time zone)")
+    export.add_argument("--out", type=Path, help="write the JSON lines here (default: stdout)")
     record = commands.add_parser("record-transfer", help="record a bank transfer (pending until confirmed)")
     record.add_argument("--order", required=True, help="hub order id (oh_...) or channel:number")
     record.add_argument("--amount", required=True, help="in yuan (major units), e.g. 123.45")
@@ -54,17 +60,18 @@ def register(sub: Any) -> None:
     record.add_argument("--kind", choices=("payment", "refund"), default="payment")
     record.add_argument("--method", choices=("bank_transfer", "credit"), default="bank_transfer")
     record.add_argument("--payment-reference", default="", help="a refund: the payment it pays back")
-    parsers = [show, day, journal, record]
+    parsers = [show, day, journal, export, record]
     for name, verb in (("confirm", "confirm a pending entry"), ("reverse", "reverse an entry (a correction)")):
         p = commands.add_parser(name, help=f"{verb} of the order's ledger")
         p.add_argument("entry", help="the entry id as `ledger show` lists it (e.g. bank:payment:SERIAL)")
         p.add_argument("--order", required=True, help="hub order id (oh_...) or channel:number")
         parsers.append(p)
-    for p in parsers[3:]:
+    for p in parsers[4:]:
         p.add_argument("--reason", required=True, help="why (kept with the record; at most 200 characters)")
         p.add_argument("--at", help="when (ISO 8601; without offset: business time zone; default: now)")
         p.add_argument("--by", help="who (default: your login name); kept as cli:<by>")
-    for p, func in ((show, _show), (day, _day), (journal, _journal), *((p, _command) for p in parsers[3:])):
+    for p, func in ((show, _show), (day, _day), (journal, _journal), (export, _export),
+                    *((p, _command) for p in parsers[4:])):
         aws_options(p)
         p.set_defaults(func=func)
 
@@ -184,15 +191,30 @@ def _journal(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     day, _, records = found
     lines = journal_lines(records, day, accounts_from_env())
-    data = journal_csv(lines)
-    if args.out:
-        args.out.write_bytes(data)
-        print(f"{day}: {len(lines)} journal lines written to {args.out}", file=sys.stderr)
+    _write(journal_csv(lines), args.out, f"{day}: {len(lines)} journal lines")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from orderhub.reconciliation.ledger_export import write_records
+
+    found = _records_of_day(args)
+    if found is None:
+        return EXIT_BAD_INPUT
+    day, _, records = found
+    _write(write_records(records), args.out, f"{day}: {len(records)} ledger records")
+    return 0
+
+
+def _write(data: bytes, out: Path | None, what: str) -> None:
+    """`data` to the file `out` (saying so on stderr), or as bytes to stdout."""
+    if out:
+        out.write_bytes(data)
+        print(f"{what} written to {out}", file=sys.stderr)
     else:
         sys.stdout.flush()
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
-    return 0
 
 
 def actor(by: str | None) -> str:
