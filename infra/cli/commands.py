@@ -10,9 +10,9 @@ import argparse
 from collections.abc import Sequence
 from types import ModuleType
 
-from infra.cli import dlq, exceptions, imports, ledger, replay, reports
+from infra.cli import dlq, exceptions, imports, ledger, recon, replay, reports
 
-OPERATOR_GROUPS: tuple[ModuleType, ...] = (dlq, imports, replay, reports, exceptions, ledger)
+OPERATOR_GROUPS: tuple[ModuleType, ...] = (dlq, imports, replay, reports, exceptions, ledger, recon)
 DESCRIPTION = "run the hub locally, and operate it (locally or in AWS)"
 
 
