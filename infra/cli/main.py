@@ -4,7 +4,8 @@
 (infra/cli/commands.py) act on AWS or, pointed at a running `orderhub run`, on its embedded moto:
 `dlq list|show|redrive|purge`, `exceptions list|report`, `import` (a CSV file of order events,
 events/import/), `replay` (re-feed logged requests), `drift report` / `gaps report`, and
-`ledger show|day|journal|record-transfer|confirm|reverse` (the payment voucher ledger).
+`ledger show|day|journal|export|record-transfer|confirm|reverse` (the payment voucher ledger), and
+`recon try` (a ledger export matched against a bill or bank statement, on files).
 """
 
 from __future__ import annotations
