@@ -18,7 +18,7 @@ from infra.standins.wechatpay import from_config
 from orderhub.clock import FixedClock
 from orderhub.reconciliation.formats import wechatpay_bill
 from orderhub.reconciliation.formats.wechatpay_bill import read_trade_bill
-from orderhub.reconciliation.statements import LineKind, StatementRefused
+from orderhub.reconciliation.statements import LineKind, Statement, StatementRefused
 
 FIXTURE = Path(__file__).resolve().parents[2] / "events" / "bills" / "wechatpay_trade_all_20261122.csv"
 BILL = FIXTURE.read_bytes()
@@ -167,3 +167,118 @@ def test_a_bill_made_from_the_standins_notifications_reads_back_to_them() -> Non
     assert statement.lines[2].raw["退款状态"] == "PROCESSING"
     assert [line.order_ref for line in read_trade_bill(wechatpay_trade_bill(standin, date(2026, 11, 23))).lines] == [
         "M3"]
+
+
+# A day of many rows: read a piece at a time, most of it column by column ------------------------------
+
+HEADER = _table(BILL)[0]
+_PAID, _REFUND, _REVOKED = (_table(BILL)[i] for i in (2, 3, 4))
+
+
+def _units(units: int, places: int) -> str:
+    sign = "-" if units < 0 else ""
+    whole, part = divmod(abs(units), 10**places)
+    return f"{sign}{whole}.{part:0{places}d}"
+
+
+def _day(rows: list[tuple[str, int, int, int]], newline: str = "\r\n") -> bytes:
+    """A bill of (交易状态, amount in fen, fee in 1/100,000 yuan, second of the day) rows, its summary right."""
+    at = {name: i for i, name in enumerate(HEADER)}
+    table = [HEADER]
+    paid = refunded = fees = 0
+    for n, (status, amount, fee, second) in enumerate(rows):
+        row = list({"SUCCESS": _PAID, "REFUND": _REFUND, "REVOKED": _REVOKED}[status])
+        row[at["交易时间"]] = f"`2026-11-22 {second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+        row[at["微信订单号"]] = f"`42000000{n:020d}"
+        row[at["商户订单号"]] = f"`M{n}"
+        row[at["手续费"]] = "`" + _units(-fee if status == "REFUND" else fee, 5)
+        if status == "REFUND":
+            row[at["退款金额"]] = row[at["申请退款金额"]] = "`" + _units(amount, 2)
+            row[at["微信退款单号"]] = f"`5030{n:024d}"
+            refunded, fees = refunded + amount, fees - fee
+        else:
+            row[at["应结订单金额"]] = row[at["订单金额"]] = "`" + _units(amount, 2)
+            paid, fees = paid + amount, fees + fee
+        table.append(row)
+    table.append(_table(BILL)[-2])
+    table.append(["`" + value for value in (str(len(rows)), _units(paid, 2), _units(refunded, 2), "0.00",
+                                            _units(fees, 5), _units(paid, 2), _units(refunded, 2))])
+    return (newline.join(",".join(row) for row in table) + newline).encode()
+
+
+Read = tuple[Statement | None, list[dict[str, str]], tuple[int, str] | None]  # lines, their raw, or the refusal
+
+
+def _read_both_ways(monkeypatch: pytest.MonkeyPatch, data: bytes) -> tuple[Read, Read]:
+    """The bill read with every piece of a few lines taken column by column, and read row by row."""
+    def read(block_lines: int) -> Read:
+        monkeypatch.setattr(wechatpay_bill, "PIECE", 1024)
+        monkeypatch.setattr(wechatpay_bill, "BLOCK_LINES", block_lines)
+        try:
+            statement = read_trade_bill(data)
+        except StatementRefused as refused:
+            return None, [], (refused.line_no, refused.reason)
+        return statement, [dict(line.raw) for line in statement.lines], None
+    return read(2), read(10**9)
+
+
+_ROWS = st.lists(st.tuples(st.sampled_from(["SUCCESS", "SUCCESS", "REFUND", "REVOKED"]),
+                           st.sampled_from([1, 99, 990, 25800, 100000]), st.sampled_from([0, 6, 59940, 155000]),
+                           st.integers(0, 86399)), min_size=1, max_size=120)
+
+
+@given(_ROWS, st.sampled_from(["\r\n", "\n"]))
+def test_column_by_column_and_row_by_row_read_a_bill_the_same(rows: list[tuple[str, int, int, int]],
+                                                               newline: str) -> None:
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        by_block, by_row = _read_both_ways(monkeypatch, _day(rows, newline))
+    assert by_block == by_row
+    statement, raws, _ = by_block
+    assert statement is not None and len(statement.lines) == len(rows)
+    assert raws[0].keys() == set(HEADER) and raws[-1]["交易状态"] == rows[-1][0]
+
+
+_EDITS = [("应结订单金额", "2.58e2"), ("手续费", "0.599400"), ("交易时间", "2026-11-22 24:00:05"),
+          ("交易状态", "NOTPAY"), ("货币种类", "JPY"), ("货币种类", "cny"), ("微信订单号", ""), ("退款金额", "-1.00"),
+          ("应结订单金额", ""), ("微信退款单号", "0"), ("订单金额", "1.001"), ("商户数据包", "a,b"),
+          ("应结订单金额", "-0.01")]
+
+
+@given(_ROWS, st.data())
+def test_a_bad_value_deep_in_a_large_bill_is_refused_as_row_by_row_refuses_it(
+        rows: list[tuple[str, int, int, int]], data: st.DataObject) -> None:
+    table = _table(_day(rows))
+    row = data.draw(st.integers(1, len(rows)))
+    column, value = data.draw(st.sampled_from(_EDITS))
+    table[row][table[0].index(column)] = "`" + value
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        by_block, by_row = _read_both_ways(monkeypatch, _join(table))
+    assert by_block == by_row
+
+
+@pytest.mark.parametrize(("column", "value"), _EDITS)
+@pytest.mark.parametrize("status", ["SUCCESS", "REFUND"])
+def test_a_bad_value_in_the_middle_of_a_block_is_refused_at_its_line(column: str, value: str, status: str) -> None:
+    table = _table(_day([(status, 990, 6, second) for second in range(200)]))
+    table[150][table[0].index(column)] = "`" + value
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        by_block, by_row = _read_both_ways(monkeypatch, _join(table))
+    assert by_block == by_row
+    if (status, column) in {("SUCCESS", "微信退款单号"), ("REFUND", "应结订单金额")}:
+        return  # not read from that row: "0" and "" are what such a row has
+    refused = by_row[2]
+    assert refused is not None and refused[0] in (151, 203), by_row  # at the row, or at the summary it upsets
+
+
+def test_a_bill_resaved_by_a_spreadsheet_with_a_quoted_comma_is_read_as_csv_reads_it() -> None:
+    quoted = BILL.replace("`订单支付,`shop=mall".encode(), '"`订单支付,大号",`shop=mall'.encode(), 1)
+    statement = read_trade_bill(quoted.replace(b"\r\n", b"\n"))
+    assert statement.lines[1].raw["商品名称"] == "订单支付,大号" and statement.lines[1].amount == 25800
+    assert [line.amount for line in statement.lines] == [line.amount for line in read_trade_bill(BILL).lines]
+
+
+def test_a_line_read_from_the_bill_shows_its_whole_row() -> None:
+    table = _table(BILL)
+    line = read_trade_bill(BILL).lines[1]
+    assert dict(line.raw) == {name: value[1:] for name, value in zip(table[0], table[2], strict=True)}
+    assert "'商户数据包': 'shop=mall'" in repr(line.raw)

@@ -48,16 +48,25 @@ def exact_division(units: int, factor: int) -> int | None:
 @lru_cache(maxsize=1 << 16)
 def beijing_to_utc(text: str) -> str:
     """"2026-11-22 10:59:58" (Beijing) -> "2026-11-22T02:59:58.000+00:00". Cached: a day's bill repeats its
-    seconds, and the cache is bounded."""
+    seconds, and the cache is bounded. Beijing is a whole number of hours from UTC, so only the hour is
+    converted (once an hour); minutes and seconds carry over as written."""
     match = _BEIJING_TIME.fullmatch(text)
     if match is None:
         raise ValueError(f"not a time as yyyy-MM-dd HH:mm:ss: {text!r}")
+    hour = _utc_hour(text[:13])
+    if hour is None or int(match[5]) > 59 or int(match[6]) > 59:
+        raise ValueError(f"not a real time: {text!r}")
+    return f"{hour}:{match[5]}:{match[6]}.000+00:00"
+
+
+@lru_cache(maxsize=1 << 12)
+def _utc_hour(text: str) -> str | None:
+    """"2026-11-22 10" (Beijing) -> "2026-11-22T02" (UTC), or None when it is no real hour."""
     try:
-        year, month, day, hour, minute, second = (int(part) for part in match.groups())
-        local = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError as exc:
-        raise ValueError(f"not a real time: {text!r}") from exc
-    return utc_iso(local - BEIJING_OFFSET)
+        local = datetime(int(text[:4]), int(text[5:7]), int(text[8:10]), int(text[11:13]), tzinfo=UTC)
+        return utc_iso(local - BEIJING_OFFSET)[:13]
+    except (ValueError, OverflowError):
+        return None
 
 
 def utc_to_beijing(at: datetime) -> str:

@@ -26,6 +26,12 @@ the summary row (count, and each total whose column the bill has), or the file i
 
 Encoding: API v3 bills are UTF-8; a file that is not UTF-8 is tried as GBK (the encoding of older exports
 and of bills saved through a Chinese-locale spreadsheet), and what is neither is refused.
+
+Size: a large merchant's day is a million rows (256 MB), and reconciling it has seconds and one GiB. The
+text is decoded a piece at a time; a piece in which every line is a plain row (backticks, no quotes) is
+read column by column (`_Reading.block`), each distinct amount, fee and second parsed once; anything
+else in a piece sends it row by row through the full checks (`_Reading.add`), which decide and word every
+refusal. A line's `raw` is read back from the bill's bytes when a report asks for it (`_BillRow`).
 """
 
 from __future__ import annotations
@@ -38,8 +44,9 @@ import io
 import operator
 import zlib
 from array import array
-from collections.abc import Iterator, Mapping
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import repeat
+from typing import NamedTuple, TypeVar
 
 from orderhub.money import exponent
 from orderhub.reconciliation.formats._text import (
@@ -55,8 +62,10 @@ SOURCE = "wechatpay"
 MAX_UNCOMPRESSED = 512 * 1024 * 1024  # a day's bill of a large merchant is tens of MiB; past this it is a bomb
 FEE_PLACES = 5  # 手续费 is written to 1/100,000 yuan
 SUMMARY_FIRST = "总交易单数"
-PIECE = 1 << 22  # the text is decoded about this many bytes at a time
+PIECE = 1 << 16  # the text is decoded about this many bytes at a time
 CACHE_LIMIT = 1 << 17  # distinct amounts and times remembered while reading (a day has 86,400 seconds)
+TAIL = 4096  # the summary header and row are read on their own, after the last piece of detail rows
+BLOCK_LINES = 64  # a piece of fewer lines is read row by row
 
 # Columns every bill type has; those a refund line needs (ALL and REFUND bills).
 REQUIRED = ("交易时间", "微信订单号", "商户订单号", "交易状态", "货币种类", "应结订单金额", "手续费")
@@ -129,55 +138,106 @@ def _read_as(raw: bytes, encoding: str) -> Statement:
     would make of it, at a fraction of the cost, and its rows are read back from its bytes when a report
     asks (`_BillRow`). Any other is read by csv, whole."""
     try:
-        if b'"' in raw or raw.count(b"\r") != raw.count(b"\r\n"):
-            return _read(_csv_rows("".join(_pieces(raw, encoding))), None)
-        return _read(_split_rows(raw, encoding), (raw, encoding))
+        if b'"' not in raw:
+            try:
+                return _read(_split_rows(raw, encoding), _Bill(raw, encoding))
+            except _NotPlain:
+                pass
+        return _read(_csv_rows("".join(text for _, text in _pieces(raw, encoding))), None)
     except StatementRefused:
         for _ in _pieces(raw, encoding):
             pass
         raise
 
 
-def _pieces(raw: bytes, encoding: str) -> Iterator[str]:
-    """The file's text in pieces of whole lines (cut after a newline byte, which is never inside a UTF-8 or
-    GBK character); a UTF-8 byte order mark is not text."""
+class _NotPlain(Exception):
+    """A CR that does not end a line: csv's reading of it (a line break) is the one that counts."""
+
+
+def _pieces(raw: bytes, encoding: str) -> Iterator[tuple[int, str]]:
+    """(first line number, text) of the file in pieces of whole lines, cut after a newline byte (which is never
+    inside a UTF-8 or GBK character); a UTF-8 byte order mark is not text. The first line (the header) and
+    the last few KiB (the summary) are pieces of their own; the pieces between grow to `PIECE` bytes."""
     start = _text_start(raw, encoding)
+    header_end = raw.find(b"\n", start)
+    tail = raw.rfind(b"\n", start, len(raw) - TAIL)  # the summary's rows are after it
     view = memoryview(raw)
+    size = PIECE // 64
+    line_no = 1
     while start < len(raw):
-        cut = raw.find(b"\n", start + PIECE)
+        cut = header_end if header_end >= 0 and start < header_end else raw.find(b"\n", start + size)
+        if start <= tail < cut or (cut < 0 and start <= tail):
+            cut = tail
         end = len(raw) if cut < 0 else cut + 1
         try:
-            yield str(view[start:end], encoding)
+            text = str(view[start:end], encoding)
         except UnicodeDecodeError as exc:
             raise _Undecodable(start + exc.start) from exc
-        start = end
+        yield line_no, text
+        line_no += text.count("\n")
+        start, size = end, min(size * 2, PIECE)
 
 
 def _text_start(raw: bytes, encoding: str) -> int:
     return len(codecs.BOM_UTF8) if encoding == "utf-8" and raw.startswith(codecs.BOM_UTF8) else 0
 
 
-def _split_rows(raw: bytes, encoding: str) -> Rows:
-    """(line number, fields, whether they are values) of each row that is not empty: when every field has
-    its ` prefix, the fields come without it (values); otherwise as written."""
-    line_no = 0
-    for piece in _pieces(raw, encoding):
-        lines = piece.split("\n")
-        if piece[-1:] == "\n":
-            lines.pop()
+class _Block(NamedTuple):
+    """Lines `line_no`… of a piece in which every line is a row of values (each split at ",`", the first
+    value still with its backtick), to be read column by column."""
+
+    line_no: int
+    rows: list[list[str]]
+
+
+def _split_rows(raw: bytes, encoding: str) -> Iterator[tuple[int, list[str], bool] | _Block]:
+    """(line number, fields, whether they are values) of each row that is not empty, as csv would read it:
+    when every field has its ` prefix the fields come without it (values); otherwise as written. A piece
+    whose every line is such a row comes whole, as a `_Block`."""
+    split_values = operator.methodcaller("split", ",`")
+    for line_no, piece in _pieces(raw, encoding):
+        body = piece[:-2] if piece[-2:] == "\r\n" else piece[:-1] if piece[-1:] == "\n" else piece
+        crs, lfs = piece.count("\r"), piece.count("\n")
+        if not crs:
+            lines = body.split("\n")
+        elif crs == lfs and len(lines := body.split("\r\n")) == lfs + (piece[-1:] != "\n"):
+            pass  # every line ends with CR LF
+        elif crs == piece.count("\r\n"):
+            lines = [line.removesuffix("\r") for line in body.split("\n")]
+        else:
+            raise _NotPlain
+        if len(lines) >= BLOCK_LINES and body[:1] == "`":
+            rows = list(map(split_values, lines))
+            # Each line starts with a backtick and has no comma but those before one.
+            if (sum(map(_starts_with_backtick, rows)) == len(rows)
+                    and body.count(",") == sum(map(len, rows)) - len(rows)):
+                yield _Block(line_no, rows)
+                continue
         for line in lines:
-            line_no += 1
             if line[:1] == "`":
                 values = line.split(",`")
                 if line.count(",") == len(values) - 1:  # every comma is followed by a backtick
                     values[0] = values[0][1:]
-                    if values[-1][-1:] == "\r":
-                        values[-1] = values[-1][:-1]
                     yield line_no, values, True
+                    line_no += 1
                     continue
-            row = (line[:-1] if line[-1:] == "\r" else line).split(",")
+            row = line.split(",")
             if any(row):
                 yield line_no, row, False
+            line_no += 1
+
+
+def _one_by_one(rows: Iterator[tuple[int, list[str], bool] | _Block], reading: _Reading) -> Rows:
+    """Each row, a block's only when it cannot be read whole (`_Reading.block`)."""
+    for item in rows:
+        if isinstance(item, _Block):
+            if not reading.block(item):
+                for offset, values in enumerate(item.rows):
+                    values = values[:]
+                    values[0] = values[0][1:]
+                    yield item.line_no + offset, values, True
+        else:
+            yield item
 
 
 def _csv_rows(text: str) -> Rows:
@@ -190,13 +250,13 @@ def _csv_rows(text: str) -> Rows:
                 yield reader.line_num, row, False
 
 
-def _read(rows: Rows, source: tuple[bytes, str] | None) -> Statement:
-    """The header, the detail rows, the summary. `source` is the file and its encoding when its rows can be
-    read back from it by line number (`_split_rows`); otherwise each line keeps its values."""
-    first = next(rows, None)
+def _read(items: Iterator[tuple[int, list[str], bool] | _Block], bill: _Bill | None) -> Statement:
+    """The header, the detail rows, the summary. `bill` is the file when its rows can be read back from it by
+    line number (`_split_rows`); otherwise each line keeps its values."""
+    first = next(items, None)
     if first is None:
         raise StatementRefused(SOURCE, 0, "empty file: no header row")
-    header_no, fields, are_values = first
+    header_no, fields, are_values = first if not isinstance(first, _Block) else (first.line_no, first.rows[0], True)
     header = [("`" + name if are_values else name).strip().lstrip("`") for name in fields]
     try:
         columns = column_index(header, REQUIRED, (*OPTIONAL, *REFUND_COLUMNS))
@@ -204,99 +264,76 @@ def _read(rows: Rows, source: tuple[bytes, str] | None) -> Statement:
             column_index(header, REFUND_COLUMNS)
     except ValueError as exc:
         raise StatementRefused(SOURCE, header_no, str(exc)) from exc
-    reading = _Reading(header, columns)
-    bill = _Bill(source[0], source[1], reading.positions) if source is not None else None
-    positions, width, lines = reading.positions, reading.width, reading.lines
-    # The common row is read here with what earlier rows taught `reading` (valid amounts, fees and times,
-    # the bill's currency); a row with anything else in it is read by `reading.add`, which checks it in full,
-    # in the order the rules are written, and says what is wrong with it.
-    kinds = {"SUCCESS": LineKind.PAYMENT, "REVOKED": LineKind.OTHER}
-    if "退款金额" in columns:
-        kinds["REFUND"] = LineKind.REFUND
-    paid_at, status_at, currency_at = columns["应结订单金额"], columns["交易状态"], columns["货币种类"]
-    fee_at, time_at = columns["手续费"], columns["交易时间"]
-    transaction_at, order_at, user_at = columns["微信订单号"], columns["商户订单号"], columns.get("用户标识")
-    refund_at, refund_id_at = columns.get("退款金额", paid_at), columns.get("微信退款单号", paid_at)
-    summed = [(name, position) for name, position in reading.summed if name != "手续费"]  # in the bill's units
-    texts_of = operator.itemgetter(*(position for _, position in summed), paid_at)  # one more: always a tuple
-    totals, fee_total = [0] * len(summed), 0
-    fees, times, learn_units, learn_fee, learn_time = (reading.fees, reading.times, reading.learn_units,
-                                                        reading.learn_fee, reading.learn_time)
-    units: dict[str, int] = {}
-    currency = ""
-    refund, add, new_line = LineKind.REFUND, operator.add, StatementLine
+    reading = _Reading(header, columns, bill)
+    width = reading.width
+    rows = _one_by_one(items, reading)
     for line_no, values, are_values in rows:
         if not are_values:
             if values[0] == SUMMARY_FIRST:
-                reading.sums["手续费"] += fee_total
-                for (name, _), total in zip(summed, totals, strict=True):
-                    reading.sums[name] += total
+                reading.summing_up = True  # what follows is the summary: no more blocks of detail rows
                 return _close(rows, line_no, values, reading)
             if len(values) != width:
                 raise StatementRefused(SOURCE, line_no, f"{len(values)} values for {width} columns")
             raise StatementRefused(SOURCE, line_no, "a value without its ` prefix")
         if len(values) != width:
             raise StatementRefused(SOURCE, line_no, f"{len(values)} values for {width} columns")
-        raw = _BillRow(bill, line_no) if bill is not None else RawRow(positions, tuple(values))
         try:
-            if values[currency_at] != currency:
-                raise KeyError(currency_at)
-            kind = kinds[values[status_at]]
-            fee_micro, fee = fees.get(values[fee_at]) or learn_fee(values[fee_at])
-            if kind is refund:
-                amount_text, refund_id = values[refund_at], values[refund_id_at]
-                if not refund_id or refund_id == "0":
-                    raise KeyError(refund_id_at)
-            else:
-                amount_text, refund_id = values[paid_at], ""
-            transaction_id = values[transaction_at]
-            if not amount_text or not transaction_id:
-                raise KeyError(transaction_at)
-            texts = texts_of(values)
-            added = list(map(units.get, texts))
-            if None in added:
-                added = list(map(learn_units, texts))
-            amount = units[amount_text]
-            if amount < 0:
-                raise KeyError(paid_at)
-            occurred_at = times.get(values[time_at]) or learn_time(values[time_at])
-        except (KeyError, ValueError):
-            try:
-                lines.append(reading.add(line_no, values, raw))
-            except ValueError as exc:
-                raise StatementRefused(SOURCE, line_no, str(exc)) from exc
-            currency, units = reading.currency, reading.units
-            continue
-        added.pop()
-        totals = list(map(add, totals, added))
-        fee_total += fee_micro
-        lines.append(new_line(SOURCE, line_no, kind, amount, currency, occurred_at, transaction_id,
-                              values[order_at], refund_id, fee, fee_micro, "",
-                              values[user_at] if user_at is not None else "", raw))
+            reading.add(line_no, values)
+        except ValueError as exc:
+            raise StatementRefused(SOURCE, line_no, str(exc)) from exc
     raise StatementRefused(SOURCE, 0, "no summary row: the file is cut short")
 
 
+class _Known(dict[str, _V]):
+    """Texts already parsed, by text: a missing one is parsed (or refused, with ValueError) by `learn` and
+    remembered; bounded, since a bill's ids are not what repeats."""
+
+    def __init__(self, learn: Callable[[str], _V]) -> None:
+        super().__init__()
+        self._learn = learn
+
+    def __missing__(self, text: str) -> _V:
+        value = self._learn(text)
+        if len(self) >= CACHE_LIMIT:
+            self.clear()
+        self[text] = value
+        return value
+
+
 class _Reading:
-    """A row read in full, as the bill's rules say, and what it teaches about the rows after it.
+    """The bill's lines as they are read, and the sums its summary row is checked against.
 
-    A day's bill repeats itself: the same amounts, fees and seconds come back row after row. Each distinct
-    text is parsed once and remembered while valid for the bill (`units`, `fees`, `times`; bounded)."""
+    A row is read in full by `add`, check after check in the order the rules are written, so that a refusal
+    names what is wrong first. A block of rows (most of a bill) is read by `block` column by column, at C
+    speed, when it holds only the common case; anything else in it (a new currency, an unknown state, a
+    value that does not parse, an empty id) sends the block back to be read row by row.
 
-    def __init__(self, header: list[str], columns: dict[str, int]) -> None:
+    A day's bill repeats itself: the same amounts, fees and seconds come back row after row, so each distinct
+    text is parsed once (`units`, `fees`, `times`)."""
+
+    def __init__(self, header: list[str], columns: dict[str, int], bill: _Bill | None) -> None:
         self.width = len(header)
         self.columns = columns
         self.positions = {name: position for position, name in enumerate(header)}
+        self.bill = bill
+        if bill is not None:
+            bill.positions = self.positions
         self.lines: list[StatementLine] = []
         self.sums = {column: 0 for column in SUMMARY.values() if column is not None}
         self.summed = [(name, columns[name]) for name in self.sums if name in columns]
         self.dates: set[str] = set()
+        self.summing_up = False
         self.places: int | None = None  # the bill's, from its first row
         self.currency = ""  # of the last row read
-        self.units: dict[str, int] = {}  # amount text -> units at `places` ("" is 0, as a sum counts it)
-        self.fees: dict[str, tuple[int, int | None]] = {}  # 手续费 text -> (fee_micro, fee at `places`)
-        self.times: dict[str, str] = {}  # 交易时间 -> its UTC form
+        # Valid texts at the bill's places: amounts ("" is 0, as a sum counts it), fees as (fee_micro, fee).
+        self.units: _Known[int] = _Known(lambda text: decimal_units(text or "0", self.places or 0))
+        self.fees: _Known[tuple[int, int | None]] = _Known(lambda text: self._fee(text, self.places or 0))
+        self.times: _Known[str] = _Known(self._utc)
+        self.kinds = {"SUCCESS": LineKind.PAYMENT, "REVOKED": LineKind.OTHER}
+        if "退款金额" in columns:
+            self.kinds["REFUND"] = LineKind.REFUND
 
-    def add(self, line_no: int, values: list[str], raw: Mapping[str, str]) -> StatementLine:
+    def add(self, line_no: int, values: list[str]) -> None:
         """Read one detail row (its values without their ` prefix); a ValueError says why it cannot be."""
         columns = self.columns
         currency = values[columns["货币种类"]]
@@ -304,7 +341,8 @@ class _Reading:
             raise ValueError(f"货币种类 is not a currency code: {currency!r}")
         places = exponent(currency)
         status = values[columns["交易状态"]]
-        fee_micro, fee = self._fee(values[columns["手续费"]], places)
+        fee_micro, fee = self.fees[values[columns["手续费"]]] if places == self.places else self._fee(
+            values[columns["手续费"]], places)
         refund_id = ""
         if status == "SUCCESS" or status == "REVOKED":
             kind = LineKind.PAYMENT if status == "SUCCESS" else LineKind.OTHER
@@ -328,60 +366,110 @@ class _Reading:
             self.places = places
         elif places != self.places:
             raise ValueError("currencies of different minor units in one bill")
-        added = [(name, fee_micro if name == "手续费" else self.learn_units(values[position]))
+        added = [(name, fee_micro if name == "手续费" else self.units[values[position]])
                  for name, position in self.summed]
-        occurred_at = self.learn_time(values[columns["交易时间"]])
+        occurred_at = self.times[values[columns["交易时间"]]]
         for name, units in added:
             self.sums[name] += units
         self.currency = currency
-        return StatementLine(
+        user = values[columns["用户标识"]] if "用户标识" in columns else ""
+        self.lines.append(StatementLine(
             SOURCE, line_no, kind, amount, currency, occurred_at, transaction_id, values[columns["商户订单号"]],
-            refund_id, fee, fee_micro, "", values[columns["用户标识"]] if "用户标识" in columns else "", raw)
+            refund_id, fee, fee_micro, "", user,
+            _BillRow(self.bill, line_no) if self.bill is not None else RawRow(self.positions, tuple(values))))
 
-    def learn_units(self, text: str) -> int:
-        """An amount in units of the bill's currency (empty: 0, as a sum counts it), remembered."""
-        units = self.units.get(text)
-        if units is None:
-            units = decimal_units(text or "0", self.places if self.places is not None else 2)
-            _remember(self.units, text, units)
-        return units
-
-    def learn_fee(self, text: str) -> tuple[int, int | None]:
-        return self._fee(text, self.places if self.places is not None else 2)
-
-    def learn_time(self, text: str) -> str:
-        """The UTC form of a 交易时间, remembered; its day is one the bill covers."""
-        occurred_at = self.times.get(text)
-        if occurred_at is None:
-            occurred_at = beijing_to_utc(text)
-            _remember(self.times, text, occurred_at)
-            self.dates.add(text[:10])
-        return occurred_at
+    def block(self, block: _Block) -> bool:
+        """Read a block of rows whole, column by column; False, having read none of it, when it holds
+        anything but the common case (then each of its rows is read by `add`)."""
+        rows, bill, columns = block.rows, self.bill, self.columns
+        count = len(rows)
+        if (bill is None or self.places is None or self.summing_up
+                or list(map(len, rows)).count(self.width) != count):
+            return False
+        values = _Columns(rows)
+        units, refund = self.units, LineKind.REFUND
+        try:
+            if values[columns["货币种类"]].count(self.currency) != count or "" in values[columns["微信订单号"]]:
+                return False
+            kinds = list(map(self.kinds.__getitem__, values[columns["交易状态"]]))
+            fees = list(map(self.fees.__getitem__, values[columns["手续费"]]))
+            paid = values[columns["应结订单金额"]]
+            amounts = list(map(units.__getitem__, paid))
+            refund_ids = [""] * count
+            refunds = [at for at, kind in enumerate(kinds) if kind is refund]
+            if "" in paid and any(not paid[at] for at in range(count) if kinds[at] is not refund):
+                return False
+            if refunds:
+                refunded, ids = values[columns["退款金额"]], values[columns["微信退款单号"]]
+                for at in refunds:
+                    if not refunded[at] or not ids[at] or ids[at] == "0":
+                        return False
+                    amounts[at], refund_ids[at] = units[refunded[at]], ids[at]
+            if min(amounts) < 0:
+                return False
+            sums = [(name, sum(map(units.__getitem__, values[position]))) for name, position in self.summed
+                    if name != "手续费"]
+            times = list(map(self.times.__getitem__, values[columns["交易时间"]]))
+        except (KeyError, ValueError):
+            return False
+        fee_micros = list(map(_first, fees))
+        sums.append(("手续费", sum(fee_micros)))
+        for name, total in sums:
+            self.sums[name] += total
+        users: Iterable[str] = values[columns["用户标识"]] if "用户标识" in columns else repeat("")
+        line_nos = range(block.line_no, block.line_no + count)
+        self.lines.extend(map(
+            StatementLine, repeat(SOURCE), line_nos, kinds, amounts, repeat(self.currency), times,
+            values[columns["微信订单号"]], values[columns["商户订单号"]], refund_ids, map(_second, fees),
+            fee_micros, repeat(""), users, map(_BillRow, repeat(bill), line_nos)))
+        return True
 
     def _amount(self, values: list[str], name: str, places: int) -> int:
         text = values[self.columns[name]]
         try:
-            return self.learn_units(text) if text and places == self.places else decimal_units(text, places)
+            return self.units[text] if text and places == self.places else decimal_units(text, places)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from exc
 
-    def _fee(self, text: str, places: int) -> tuple[int, int | None]:
-        known = self.fees.get(text) if places == self.places else None
-        if known is None:
-            try:
-                fee_micro = decimal_units(text, FEE_PLACES)
-            except ValueError as exc:
-                raise ValueError(f"手续费: {exc}") from exc
-            known = (fee_micro, exact_division(fee_micro, 10 ** (FEE_PLACES - places)))
-            if places == self.places:
-                _remember(self.fees, text, known)
-        return known
+    @staticmethod
+    def _fee(text: str, places: int) -> tuple[int, int | None]:
+        try:
+            fee_micro = decimal_units(text, FEE_PLACES)
+        except ValueError as exc:
+            raise ValueError(f"手续费: {exc}") from exc
+        return fee_micro, exact_division(fee_micro, 10 ** (FEE_PLACES - places))
+
+    def _utc(self, text: str) -> str:
+        """The UTC form of a 交易时间; its day is one the bill covers."""
+        occurred_at = beijing_to_utc(text)
+        self.dates.add(text[:10])
+        return occurred_at
 
 
-def _remember(known: dict[str, _V], text: str, value: _V) -> None:
-    if len(known) >= CACHE_LIMIT:
-        known.clear()
-    known[text] = value
+_after_backtick = operator.itemgetter(slice(1, None))
+
+
+def _starts_with_backtick(row: list[str]) -> bool:
+    return row[0][:1] == "`"
+
+
+class _Columns:
+    """A block's values by column (the first column without the backtick its line starts with), each taken
+    from the rows when first asked for: a block is read by a dozen of its columns, not all of them."""
+
+    def __init__(self, rows: list[list[str]]) -> None:
+        self._rows = rows
+        self._taken: dict[int, list[str]] = {}
+
+    def __getitem__(self, position: int) -> list[str]:
+        column = self._taken.get(position)
+        if column is None:
+            column = list(map(operator.itemgetter(position), self._rows))
+            if position == 0:
+                column = list(map(_after_backtick, column))
+            self._taken[position] = column
+        return column
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)
 
 
 class _Bill:
@@ -390,8 +478,9 @@ class _Bill:
 
     __slots__ = ("data", "encoding", "positions", "_starts")
 
-    def __init__(self, data: bytes, encoding: str, positions: Mapping[str, int]) -> None:
-        self.data, self.encoding, self.positions = data, encoding, positions
+    def __init__(self, data: bytes, encoding: str) -> None:
+        self.data, self.encoding = data, encoding
+        self.positions: Mapping[str, int] = {}  # by header name, once the header is read
         self._starts: array[int] | None = None
 
     def values(self, line_no: int) -> list[str]:
@@ -404,7 +493,8 @@ class _Bill:
                 starts.append(at + 1)
                 at = self.data.find(b"\n", at + 1)
             self._starts = starts
-        line = self.data[starts[line_no - 1]:starts[line_no] - 1].decode(self.encoding)
+        end = starts[line_no] - 1 if line_no < len(starts) else len(self.data)
+        line = self.data[starts[line_no - 1]:end].decode(self.encoding)
         return line.removesuffix("\r")[1:].split(",`")
 
 
