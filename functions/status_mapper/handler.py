@@ -12,7 +12,6 @@ from collections import Counter
 from typing import Any
 
 from orderhub import settings
-from orderhub.channels.base import FieldRules
 from orderhub.clock import SystemClock
 from orderhub.mapping import map_message
 from orderhub.models.envelope import IntakeMessage
@@ -28,10 +27,6 @@ _health = ChannelHealth()
 _clock = SystemClock()
 
 
-def _rules_for(channel: str) -> FieldRules:
-    return settings.channel_config(channel).field_rules
-
-
 _ATTENTION = frozenset({"unmapped", "status_held", "refused", "conflict"})
 # Outcomes of the invocation in progress (an execution environment runs one invocation at a time).
 _outcomes: Counter[str] = Counter()
@@ -40,7 +35,7 @@ _debug = False  # whether per-event debug lines are wanted (read once per invoca
 
 def record_handler(record: Any) -> None:
     message = IntakeMessage.model_validate_json(record.body)
-    for result in map_message(message, _store, _clock, _rules_for, _health, _ledger, settings.channel_config):
+    for result in map_message(message, _store, _clock, settings.channel_config, _health, _ledger):
         _outcomes[result.outcome] += 1
         if result.outcome in _ATTENTION:
             logger.warning("event needs attention", extra={"channel": message.channel, "order_id": result.order_id,

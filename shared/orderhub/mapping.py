@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
 from orderhub.channels import get_channel
-from orderhub.channels.base import NO_RULES, ChannelSettings, FieldRules
+from orderhub.channels.base import NO_RULES
 from orderhub.clock import Clock
-from orderhub.intake import event_time_refusal
+from orderhub.intake import SettingsSource, event_time_refusal
 from orderhub.lifecycle.machine import event_iso, event_update, hub_order_id, refused_kinds, utc_iso_fast, with_ledger
 from orderhub.models.envelope import IntakeMessage
 from orderhub.models.order import LedgerLine, Order, OrderEvent, updated
@@ -54,8 +54,6 @@ class HealthRecorder(Protocol):
     def record(self, channel: str, drift: tuple[str, ...], gaps: tuple[str, ...], event_id: str, at: str) -> None: ...
 
 
-RulesSource = Callable[[str], FieldRules]
-SettingsSource = Callable[[str], ChannelSettings]
 
 
 @dataclass(frozen=True)
@@ -75,20 +73,18 @@ class NoLedger:
 
 
 def map_message(message: IntakeMessage, store: OrderStore, clock: Clock,
-                rules_for: RulesSource | None = None, health: HealthRecorder | None = None,
-                ledger: Ledger | NoLedger | None = None,
-                settings_for: SettingsSource | None = None) -> list[MappingOutcome]:
+                settings_for: SettingsSource | None = None, health: HealthRecorder | None = None,
+                ledger: Ledger | NoLedger | None = None) -> list[MappingOutcome]:
     events: Sequence[OrderEvent]
     refusals: dict[int, str] = {}
     if message.events is not None:
         events = message.events  # parsed at the edge, times checked there
     else:  # not parsed at the edge: a replay, a pulled order, an imported row
         channel = get_channel(message.channel)
-        if settings_for is not None:  # the channel's whole settings (its field rules, its options)
+        if settings_for is not None:  # the channel's settings: its field rules, its options
             events = channel.parse_with(message.body, message.headers, settings_for(channel.name))
         else:
-            rules = rules_for(channel.name) if rules_for is not None else NO_RULES
-            events = channel.parse(message.body, message.headers, rules)
+            events = channel.parse(message.body, message.headers, NO_RULES)
         # Nobody to answer 400 to: an event whose time is outside the window is logged as refused, and
         # the message's other events (a pulled page holds several orders) still apply.
         now = clock.now()

@@ -60,7 +60,11 @@ class LedgerEntry(BaseModel):
 
 
 def ledger_entries(order: Order) -> tuple[LedgerEntry, ...]:
-    return tuple(_entry(m) for m in movements(order.ledger, order.currency)) if order.ledger else ()
+    return tuple(_entry(m) for m in _movements(order))
+
+
+def _movements(order: Order) -> list[Movement]:
+    return movements(order.ledger, order.currency) if order.ledger else []
 
 
 def _entry(m: Movement) -> LedgerEntry:
@@ -154,7 +158,8 @@ def event_id(order_id: str, version: int, detail_type: str) -> str:
     return hashlib.sha256(f"{order_id}:{version}:{detail_type}".encode()).hexdigest()[:32]
 
 
-def _change(detail_type: DetailType, new: Order, previous_status: OrderStatus | None) -> BusEntry:
+def _change(detail_type: DetailType, new: Order, previous_status: OrderStatus | None,
+            ledger: tuple[LedgerEntry, ...]) -> BusEntry:
     return BusEntry(detail_type=detail_type, detail=OrderChange(
         event_id=event_id(new.order_id, new.version, detail_type),
         order_id=new.order_id, order_version=new.version, channel=new.channel,
@@ -166,7 +171,7 @@ def _change(detail_type: DetailType, new: Order, previous_status: OrderStatus | 
         paid_amount=new.paid_amount, refunded_amount=new.refunded_amount,
         aftersale_open_amount=sum(c.amount for c in new.aftersales.values() if c.state not in AFTERSALE_ENDED),
         payment_transaction_id=new.payment_transaction_id, payment_confirmed=new.payment_confirmed,
-        net_amount=new.paid_amount - new.refunded_amount, ledger=ledger_entries(new), lines=new.lines,
+        net_amount=new.paid_amount - new.refunded_amount, ledger=ledger, lines=new.lines,
         region=new.region,
         carrier=new.carrier, tracking_no=new.tracking_no, milestones=new.milestones,
         occurred_at=new.updated_in_hub_at,
@@ -176,22 +181,26 @@ def _change(detail_type: DetailType, new: Order, previous_status: OrderStatus | 
 def events_for_change(old: Order | None, new: Order) -> list[BusEntry]:
     """INSERT: created (+ its first status). MODIFY: status changed, or otherwise updated. Then one money
     event per ledger movement the change confirmed, reversed or (a refund) booked."""
-    if old is None:
-        return [_change("OrderCreated", new, None), _change("OrderStatusChanged", new, None),
-                *money_events(None, new)]
-    if old.version == new.version:
+    if old is not None and old.version == new.version:
         return []  # a rewrite of the same version carries no change
+    moves = _movements(new)  # read once: each change carries them, and the money events come from them
+    ledger = tuple(_entry(m) for m in moves)
+    if old is None:
+        return [_change("OrderCreated", new, None, ledger), _change("OrderStatusChanged", new, None, ledger),
+                *money_events(None, new, moves)]
     if old.status != new.status:
-        return [_change("OrderStatusChanged", new, old.status), *money_events(old, new)]
-    return [_change("OrderUpdated", new, old.status), *money_events(old, new)]
+        return [_change("OrderStatusChanged", new, old.status, ledger), *money_events(old, new, moves)]
+    return [_change("OrderUpdated", new, old.status, ledger), *money_events(old, new, moves)]
 
 
-def money_events(old: Order | None, new: Order) -> list[BusEntry]:
+def money_events(old: Order | None, new: Order, moves: list[Movement]) -> list[BusEntry]:
+    """One money event per movement of `moves` (the new order's) that the change confirmed, reversed or, a
+    refund, booked."""
     if not new.ledger or (old is not None and old.ledger == new.ledger):
         return []
-    before = {m.entry_id: m for m in movements(old.ledger, old.currency)} if old is not None and old.ledger else {}
+    before = {m.entry_id: m for m in _movements(old)} if old is not None else {}
     entries = []
-    for m in movements(new.ledger, new.currency):
+    for m in moves:
         was = before.get(m.entry_id)
         if was is not None and was.state is m.state:
             continue

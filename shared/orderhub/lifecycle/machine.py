@@ -41,6 +41,8 @@ from orderhub.models.order import (
     OrderLine,
     Package,
     Stamp,
+    entry_id,
+    record_id,
     updated,
 )
 from orderhub.payments.ledger import Money, business_date, channel_method, line_of, money, with_lines
@@ -247,14 +249,15 @@ def claimed_lines(order: Order, event: OrderEvent, at: str) -> list[LedgerLine]:
     if payment is not None and payment.amount > 0:
         when = event.milestone_times.get(EventKind.PAID) if event.milestone_times else None
         paid_at = event_iso(when) if when is not None else at
-        if f"{provider}:payment:{order_ref}#confirmed@{paid_at}" not in known:  # a snapshot repeats its payment
+        # A snapshot repeats its payment: a record the order holds is not built again.
+        if record_id(entry_id(provider, MoneyKind.PAYMENT, order_ref), MoneyState.CONFIRMED, paid_at) not in known:
             lines.append(LedgerLine(
                 provider=provider, kind=MoneyKind.PAYMENT, reference=order_ref, state=MoneyState.CONFIRMED,
                 amount=payment.amount, currency=currency, method=method, payment_reference=payment.transaction_id,
                 merchant_reference=order_ref, occurred_at=paid_at, business_date=business_date(paid_at)))
     for fact in event.aftersales:
-        if fact.state is AftersaleState.REFUNDED and fact.amount > 0 \
-                and f"{provider}:refund:{fact.case_id}#confirmed@{at}" not in known:
+        refunded = record_id(entry_id(provider, MoneyKind.REFUND, fact.case_id), MoneyState.CONFIRMED, at)
+        if fact.state is AftersaleState.REFUNDED and fact.amount > 0 and refunded not in known:
             lines.append(LedgerLine(
                 provider=provider, kind=MoneyKind.REFUND, reference=fact.case_id, state=MoneyState.CONFIRMED,
                 amount=fact.amount, currency=currency, method=method, payment_reference=order_ref,
@@ -366,7 +369,6 @@ def _derived(values: dict, books: Money | None = None) -> dict:
     return {"status": status, "payment_status": payment, "fulfillment_status": fulfillment,
             "aftersale_status": aftersale, "paid_amount": books.paid,
             "refunded_amount": books.refunded, "payment_confirmed": books.confirmed}
-
 
 
 def with_ledger(order: Order, ledger: dict[str, LedgerLine]) -> Order:
