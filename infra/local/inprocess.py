@@ -75,6 +75,28 @@ def _fresh_module(function: str, copy: int) -> ModuleType:
     return module
 
 
+_FLUSH_LOCK = threading.Lock()
+
+
+def _serialise_metric_flushes() -> None:
+    """Environments copy a handler module, not `orderhub.observability`: every copy shares its one Powertools
+    `Metrics`, which Lambda never runs from two threads. Its flush checks the metric set, then serialises
+    and clears it; a flush on another thread in between clears the set under it ("Must contain at least one
+    metric"). Flushes take turns here (once per process: in Lambda each environment has its own)."""
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    flush = AmazonCloudWatchEMFProvider.flush_metrics
+    if getattr(flush, "serialised", False):
+        return
+
+    def serialised(self: Any, raise_on_empty_metrics: bool = False) -> None:
+        with _FLUSH_LOCK:
+            flush(self, raise_on_empty_metrics)
+
+    serialised.serialised = True  # type: ignore[attr-defined]
+    AmazonCloudWatchEMFProvider.flush_metrics = serialised  # type: ignore[method-assign]
+
+
 class _NoWait(threading.Event):
     """A stop event that is never set and never waits: the pollers' pauses between retries are real
     seconds meant for a live runtime; here the next step comes when the harness polls again."""
@@ -116,6 +138,7 @@ class LambdaService:
 
     def environments(self, function: str, count: int) -> None:
         """Give `function` `count` independent execution environments (concurrent invocations)."""
+        _serialise_metric_flushes()
         self._envs[function] = [Environment(function, _fresh_module(function, i)) for i in range(count)]
 
     def _environment(self, function: str) -> Environment:
